@@ -1,4 +1,5 @@
 import type { Source, Stage, Sink } from '../stream/stage.ts';
+import type { ProgressSink } from '../stream/progress.ts';
 
 /** One parameter a pipeline accepts (`--set name=value`). */
 export type ParamSpec =
@@ -50,6 +51,8 @@ export interface PipelineContext<V> {
   ensure(pipeline: string | PipelineConfig<ParamSpecs>, out: string, params?: Record<string, unknown>): Promise<RunSummary>;
   /** A progress/status line (the CLI decides how to show it). */
   log(message: string): void;
+  /** Progress bars for long work that is not a flow (training steps, generation). */
+  readonly progress: ProgressSink;
 }
 
 /** What a run returns and writes to `<out>/summary.json`. */
