@@ -61,7 +61,10 @@ export interface RunSummary {
   readonly out: string;
   readonly seed: number;
   readonly params: Readonly<Record<string, unknown>>;
-  readonly flows: readonly { name: string; stages: FlowResult<unknown>['stages']; rejected: number }[];
+  /** Present for partition runs (`--partition i/n` with n > 1). */
+  readonly partition?: { readonly index: number; readonly count: number };
+  /** Each flow's stage counts; `dead_letters` is its dead-letter file relative to `out`. */
+  readonly flows: readonly { name: string; stages: FlowResult<unknown>['stages']; rejected: number; dead_letters?: string }[];
   readonly elapsed_s: number;
   /** Whatever the pipeline's `run` returned (metrics, paths). */
   readonly result?: unknown;

@@ -1,0 +1,54 @@
+/**
+ * `npx pipeline run pipelines/shapes-world.ts --out W`: writes the embedded default data,
+ * "the shapes world" (small images of coloured shapes plus raw annotation files in the
+ * real formats of VQA-v2, A-OKVQA, COCO captions, Flickr30k Entities, LLaVA instructions,
+ * LLaVA-RLHF preferences, POPE and MMHal-Bench) into the run folder.
+ */
+import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import { generateShapesWorld } from '../sources/shapes-world.ts';
+
+export default definePipeline({
+  name: 'shapes-world',
+  description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
+  params: {
+    images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },
+    flickr_images: { type: 'number', default: -1, min: -1, max: 500_000, integer: true, description: 'Flickr30k-style images (-1: images / 5)' },
+    eval_images: { type: 'number', default: -1, min: -1, max: 100_000, integer: true, description: 'evaluation images for POPE and MMHal (-1: max(20, images / 6))' },
+    heldout_fraction: { type: 'number', default: 0.25, min: 0, max: 0.9, description: 'share of train images kept out of SFT for preference and RL' },
+    hallucination_rate: { type: 'number', default: 0.3, min: 0, max: 1, description: 'share of LLaVA detailed descriptions that also name an absent, co-occurring object' },
+    annotator_noise: { type: 'number', default: 0.05, min: 0, max: 0.5, description: 'share of preference labels the simulated annotator flips' },
+    max_objects: { type: 'number', default: 4, min: 1, max: 6, integer: true, description: 'objects per image, 1..max_objects' },
+    preference_per_image: { type: 'number', default: 2, min: 0, max: 20, integer: true, description: 'preference pairs per held-out image' },
+    mmhal_per_type: { type: 'number', default: 12, min: 0, max: 1000, integer: true, description: 'MMHal-Bench questions per question type (8 types)' },
+    concurrency: { type: 'number', default: 4, min: 1, max: 64, integer: true, description: 'images rendered at once' },
+  },
+  async run(ctx) {
+    const p = ctx.params;
+    const bar = ctx.progress.start('shapes-world', { unit: 'images' });
+    try {
+      const result = await generateShapesWorld({
+        out: ctx.out,
+        seed: ctx.seed,
+        images: p.images,
+        flickrImages: p.flickr_images < 0 ? undefined : p.flickr_images,
+        evalImages: p.eval_images < 0 ? undefined : p.eval_images,
+        heldoutFraction: p.heldout_fraction,
+        hallucinationRate: p.hallucination_rate,
+        annotatorNoise: p.annotator_noise,
+        maxObjects: p.max_objects,
+        preferencePerImage: p.preference_per_image,
+        mmhalPerType: p.mmhal_per_type,
+        concurrency: p.concurrency,
+        signal: ctx.signal,
+        onProgress: (done, total) => {
+          bar.setTotal(total);
+          bar.update(done);
+        },
+      });
+      ctx.log(`shapes world: ${result.counts.images.total} images in ${result.elapsed_s.toFixed(1)} s (${result.images_per_s.toFixed(0)} images/s)`);
+      return { world: 'world.json', counts: result.counts, images_per_s: result.images_per_s };
+    } finally {
+      bar.stop();
+    }
+  },
+});

@@ -1,0 +1,130 @@
+/**
+ * Model sizes. One config describes the whole multimodal model (vision encoder, projector,
+ * language model, heads); it is saved as `config.json` beside the weights.
+ */
+import { InvalidOptionError } from '../errors.ts';
+
+export type HeadName = 'lm' | 'reward' | 'value';
+
+export interface VisionConfig {
+  /** Square input side in pixels (images are padded to square, then resized to this). */
+  imageSize: number;
+  /** Square patch side in pixels; imageSize must be a multiple. */
+  patchSize: number;
+  width: number;
+  layers: number;
+  heads: number;
+  /** MLP hidden width = mlpRatio x width. */
+  mlpRatio: number;
+}
+
+export interface LanguageConfig {
+  vocabSize: number;
+  width: number;
+  layers: number;
+  heads: number;
+  mlpRatio: number;
+  /** Longest sequence (prompt + image tokens + response); learned positions. */
+  contextLength: number;
+  /** Share the token embedding with the LM head (transposed). */
+  tieEmbeddings: boolean;
+}
+
+export interface ModelConfig {
+  /** Format marker for config.json. */
+  kind: 'factflow-llava';
+  version: 1;
+  vision: VisionConfig;
+  language: LanguageConfig;
+  /** Which heads the model carries (policy: lm; reward model: reward; value model: value). */
+  heads: HeadName[];
+  /** Standard deviation of weight initialisation (GPT-2 style; residual outputs scaled down). */
+  initStd: number;
+  layerNormEps: number;
+  /**
+   * MLP activation of every block. relu by default: it fuses into the matmul kernel, while gelu
+   * costs two transcendental passes (erf forward, exp backward) that are slow on wasm.
+   */
+  activation: 'relu' | 'gelu';
+}
+
+export type ModelConfigInput = {
+  vision?: Partial<VisionConfig>;
+  language?: Partial<LanguageConfig>;
+  heads?: HeadName[];
+  initStd?: number;
+  layerNormEps?: number;
+  activation?: 'relu' | 'gelu';
+};
+
+/**
+ * The default: trains in minutes on 2 CPU cores (wasm) on the shapes world. 48 px images in
+ * 8 px patches give 36 visual tokens; vocabSize is replaced by the tokenizer's.
+ */
+export const DEFAULT_MODEL_CONFIG: ModelConfig = Object.freeze({
+  kind: 'factflow-llava',
+  version: 1,
+  vision: { imageSize: 48, patchSize: 8, width: 96, layers: 2, heads: 4, mlpRatio: 4 },
+  language: { vocabSize: 512, width: 128, layers: 2, heads: 4, mlpRatio: 4, contextLength: 256, tieEmbeddings: false },
+  heads: ['lm'],
+  initStd: 0.02,
+  layerNormEps: 1e-5,
+  activation: 'relu',
+}) as ModelConfig;
+
+/** A tiny model for tests: every code path, milliseconds per step. */
+export const TINY_MODEL_CONFIG: ModelConfig = Object.freeze({
+  kind: 'factflow-llava',
+  version: 1,
+  vision: { imageSize: 16, patchSize: 8, width: 16, layers: 2, heads: 2, mlpRatio: 2 },
+  language: { vocabSize: 40, width: 16, layers: 2, heads: 2, mlpRatio: 2, contextLength: 48, tieEmbeddings: false },
+  heads: ['lm', 'reward', 'value'],
+  initStd: 0.02,
+  layerNormEps: 1e-5,
+  activation: 'gelu',
+}) as ModelConfig;
+
+/** Number of visual tokens the projector emits per image. */
+export function imageTokenCount(config: { vision: VisionConfig }): number {
+  const side = config.vision.imageSize / config.vision.patchSize;
+  return side * side;
+}
+
+function positiveInt(path: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+    throw new InvalidOptionError(path, `must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/**
+ * Merges `input` over `base` (default: DEFAULT_MODEL_CONFIG) and checks every field, naming
+ * the bad one (`model.vision.patchSize`, ...).
+ */
+export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConfig = DEFAULT_MODEL_CONFIG, path = 'model'): ModelConfig {
+  if (input === null || typeof input !== 'object') throw new InvalidOptionError(path, 'must be an object');
+  const vision: VisionConfig = { ...base.vision, ...(input.vision ?? {}) };
+  const language: LanguageConfig = { ...base.language, ...(input.language ?? {}) };
+  for (const k of ['imageSize', 'patchSize', 'width', 'layers', 'heads', 'mlpRatio'] as const) positiveInt(`${path}.vision.${k}`, vision[k]);
+  for (const k of ['vocabSize', 'width', 'layers', 'heads', 'mlpRatio', 'contextLength'] as const) positiveInt(`${path}.language.${k}`, language[k]);
+  if (vision.imageSize % vision.patchSize !== 0) {
+    throw new InvalidOptionError(`${path}.vision.imageSize`, `${vision.imageSize} is not a multiple of patchSize ${vision.patchSize}`);
+  }
+  if (vision.width % vision.heads !== 0) throw new InvalidOptionError(`${path}.vision.heads`, `width ${vision.width} is not divisible by ${vision.heads} heads`);
+  if (language.width % language.heads !== 0) throw new InvalidOptionError(`${path}.language.heads`, `width ${language.width} is not divisible by ${language.heads} heads`);
+  if (typeof language.tieEmbeddings !== 'boolean') throw new InvalidOptionError(`${path}.language.tieEmbeddings`, 'must be true or false');
+  const heads = input.heads ?? base.heads;
+  if (!Array.isArray(heads) || heads.length === 0 || heads.some((h) => h !== 'lm' && h !== 'reward' && h !== 'value')) {
+    throw new InvalidOptionError(`${path}.heads`, `must be a non-empty list of "lm", "reward", "value", got ${JSON.stringify(heads)}`);
+  }
+  const initStd = input.initStd ?? base.initStd;
+  if (typeof initStd !== 'number' || !(initStd > 0)) throw new InvalidOptionError(`${path}.initStd`, 'must be a positive number');
+  const layerNormEps = input.layerNormEps ?? base.layerNormEps;
+  if (typeof layerNormEps !== 'number' || !(layerNormEps > 0)) throw new InvalidOptionError(`${path}.layerNormEps`, 'must be a positive number');
+  const activation = input.activation ?? base.activation;
+  if (activation !== 'relu' && activation !== 'gelu') throw new InvalidOptionError(`${path}.activation`, `must be "relu" or "gelu", got ${JSON.stringify(activation)}`);
+  if (imageTokenCount({ vision }) >= language.contextLength) {
+    throw new InvalidOptionError(`${path}.language.contextLength`, `${language.contextLength} leaves no room after ${imageTokenCount({ vision })} image tokens`);
+  }
+  return { kind: 'factflow-llava', version: 1, vision, language, heads: [...new Set(heads)], initStd, layerNormEps, activation };
+}

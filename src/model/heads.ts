@@ -1,0 +1,63 @@
+/**
+ * The three heads on the shared trunk: language model (policy, reference), scalar reward on the
+ * last real token (reward model), scalar value per token (value model, zero-initialised as
+ * LLaVA-RLHF starts it).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from './config.ts';
+import { batchMatMul, linear, matMul } from './ops.ts';
+import type { ParameterStore } from './parameters.ts';
+
+export function addHeadParameters(store: ParameterStore, config: ModelConfig): void {
+  const l = config.language;
+  if (config.heads.includes('lm') && !l.tieEmbeddings) {
+    store.add('head.lm.weight', 'head.lm', [l.width, l.vocabSize], { kind: 'normal', std: config.initStd });
+  }
+  if (config.heads.includes('reward')) addScalarHead(store, 'reward', l.width, config.initStd);
+  if (config.heads.includes('value')) addScalarHead(store, 'value', l.width, 0);
+}
+
+/** A fresh scalar head (`head.reward` / `head.value`); std 0 gives zeros. */
+export function addScalarHead(store: ParameterStore, name: 'reward' | 'value', width: number, std: number): void {
+  store.add(`head.${name}.weight`, `head.${name}`, [width, 1], std > 0 ? { kind: 'normal', std } : { kind: 'zeros' });
+  store.add(`head.${name}.bias`, `head.${name}`, [1], { kind: 'zeros' });
+}
+
+/** Next-token logits [n, vocab] from hidden states [n, width]. */
+export function lmLogits(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D): tf.Tensor2D {
+  if (config.language.tieEmbeddings) {
+    // explicit transpose: the matmul kernel's transpose flag is the slow path on wasm
+    return matMul(hidden, tf.transpose(store.get('lm.embed.weight') as tf.Tensor2D));
+  }
+  return matMul(hidden, store.get('head.lm.weight') as tf.Tensor2D);
+}
+
+/** One score per row from the hidden state at `lastIndex[b]` (the last real token): [batch]. */
+export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, lastIndex: Int32Array): tf.Tensor1D {
+  const width = hidden.shape[1];
+  // a one-hot row selector keeps the gradient a plain product (no gather gradient on wasm)
+  const pick = new Float32Array(batch * length);
+  for (let b = 0; b < batch; b++) pick[b * length + lastIndex[b]!] = 1;
+  const sel = tf.tensor3d(pick, [batch, 1, length]);
+  const last = tf.reshape(batchMatMul(sel, tf.reshape(hidden, [batch, length, width]) as tf.Tensor3D), [batch, width]) as tf.Tensor2D;
+  const s = linear(last, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
+  return tf.reshape(s, [batch]);
+}
+
+/** A value per position: [batch, length]. */
+export function tokenValues(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
+  const v = linear(hidden, store.get('head.value.weight') as tf.Tensor2D, store.get('head.value.bias') as tf.Tensor1D);
+  return tf.reshape(v, [batch, length]);
+}
+
+/** Index of the last real token in each row of an attention mask [batch * length]. */
+export function lastRealIndex(mask: Uint8Array | undefined, batch: number, length: number): Int32Array {
+  const out = new Int32Array(batch).fill(length - 1);
+  if (!mask) return out;
+  for (let b = 0; b < batch; b++) {
+    let last = -1;
+    for (let t = 0; t < length; t++) if (mask[b * length + t]) last = t;
+    out[b] = last < 0 ? 0 : last;
+  }
+  return out;
+}

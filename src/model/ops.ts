@@ -1,0 +1,227 @@
+/**
+ * Tensor kernels the model is built from, chosen for speed on the wasm backend (the CPU default).
+ *
+ * Why custom gradients: on wasm, `matMul` with `transposeA`/`transposeB` runs 5-6x slower than an
+ * explicit `transpose` followed by a plain `matMul`, and tfjs's built-in matMul gradient uses those
+ * flags; `gather` has no gradient there at all (it needs UnsortedSegmentSum). Every op below has a
+ * gradient written with explicit transposes (or a scatter), and test/model/ops.test.ts checks values
+ * and gradients against the built-ins on the cpu backend. Keep kernel choices here, not in the model.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+
+/**
+ * tf.customGrad with positional tensor arguments: `f(inputs, save)` returns the value and a
+ * gradient function giving one gradient per input.
+ */
+function customOp(f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: GradFunc }): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const wrapped = (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    return f(args.slice(0, -1) as tf.Tensor[], save);
+  };
+  return tf.customGrad(wrapped as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: tf.Tensor[]) => tf.Tensor;
+}
+
+const SQRT_HALF = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Swaps the last two axes with a real transpose (a copy), never a transpose flag. */
+export function transposeLast2<T extends tf.Tensor>(x: T): T {
+  const r = x.rank;
+  const perm = [...Array(r).keys()];
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  return tf.transpose(x, perm) as T;
+}
+
+/**
+ * Sum over rows of x [n, d] -> [d]. wasm reduces a non-innermost axis by transposing first
+ * (~20x slower than this product with a row of ones, which runs on XNNPACK).
+ */
+export function columnSum(x: tf.Tensor2D): tf.Tensor1D {
+  return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
+}
+
+/** `a @ b` for 2-D tensors; gradients `dy @ b^T` and `a^T @ dy` with explicit transposes. */
+export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const op = customOp(([x, w], save) => {
+    save([x, w]);
+    return {
+      value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+      },
+    };
+  });
+  return op(a, b) as tf.Tensor2D;
+}
+
+/**
+ * Batched product on wasm through a depthwise convolution: wasm's BatchMatMul runs XNNPACK only
+ * for a single batch without transpose flags and otherwise falls back to a scalar loop (~1 GFLOP/s),
+ * while its depthwise convolution is an XNNPACK grouped GEMM (~4x faster here). With the batch as
+ * channels and the shared axis as the kernel width, out[g, i, j] = sum_k a[g, i, k] * b[g, k, j] is
+ * depthwiseConv2d(x[1, m, k, g], f[1, k, g, n]) read as [m, g, n].
+ */
+function groupedMatMulByConv(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [g, m, k] = a.shape;
+  const n = b.shape[2];
+  const x = tf.reshape(tf.transpose(a, [1, 2, 0]), [1, m, k, g]) as tf.Tensor4D;
+  const f = tf.reshape(tf.transpose(b, [1, 0, 2]), [1, k, g, n]) as tf.Tensor4D;
+  const y = tf.depthwiseConv2d(x, f, 1, 'valid');
+  return tf.transpose(tf.reshape(y, [m, g, n]), [1, 0, 2]) as tf.Tensor3D;
+}
+
+/** Plain batched product, choosing the fastest formulation for the active backend. */
+function rawBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (a.shape[0] > 1 && tf.getBackend() === 'wasm') return groupedMatMulByConv(a, b);
+  return tf.matMul(a, b);
+}
+
+/** Batched `a @ b` over the leading axis of 3-D tensors ([n, i, k] @ [n, k, j]). */
+export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const op = customOp(([x, w], save) => {
+    save([x, w]);
+    return {
+      value: rawBatchMatMul(x as tf.Tensor3D, w as tf.Tensor3D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor3D, tf.Tensor3D];
+        return [
+          rawBatchMatMul(dy as tf.Tensor3D, transposeLast2(ws)),
+          rawBatchMatMul(transposeLast2(xs), dy as tf.Tensor3D),
+        ];
+      },
+    };
+  });
+  return op(a, b) as tf.Tensor3D;
+}
+
+export type Activation = 'linear' | 'relu';
+
+/**
+ * `x @ w + bias`, optionally followed by relu, as one fused kernel forward; the backward pass
+ * uses explicit transposes. x [n, in], w [in, out], bias [out].
+ */
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activation: Activation = 'linear'): tf.Tensor2D {
+  if (bias === undefined) {
+    const y = matMul(x, w);
+    return activation === 'relu' ? tf.relu(y) : y;
+  }
+  const op = customOp(([xi, wi, bi], save) => {
+    const y = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wi as tf.Tensor2D, bias: bi, activation });
+    save(activation === 'relu' ? [xi, wi, y] : [xi, wi]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
+        const g = (ys === undefined ? dy : tf.mul(dy, tf.step(ys))) as tf.Tensor2D;
+        return [tf.matMul(g, tf.transpose(ws)), tf.matMul(tf.transpose(xs), g), columnSum(g)];
+      },
+    };
+  });
+  return op(x, w, bias) as tf.Tensor2D;
+}
+
+/**
+ * Rows of `table` [vocab, dim] picked by int32 `ids` [n]. Forward is a gather; the gradient is
+ * a scatter-add of `dy` into the rows (ScatterNd sums duplicate indices), since wasm has no
+ * gradient for gather and a one-hot matmul costs vocab x more.
+ */
+export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  const [vocab, dim] = table.shape;
+  // gatherND, not gather: wasm's GatherV2 is ~8x slower for row lookups
+  const op = customOp(([t], _save) => ({
+    value: tf.gatherND(t, tf.reshape(ids, [-1, 1])),
+    gradFunc: (dy: tf.Tensor) => tf.scatterND(tf.reshape(ids, [-1, 1]), dy, [vocab, dim]),
+  }));
+  return op(table) as tf.Tensor2D;
+}
+
+/**
+ * Layer normalisation over the last axis of x [n, d] with gain/bias [d]. One custom gradient
+ * instead of the ~15 small ops autodiff would record.
+ */
+export function layerNorm(x: tf.Tensor2D, gain: tf.Tensor1D, bias: tf.Tensor1D, eps = 1e-5): tf.Tensor2D {
+  const op = customOp(([xi, g, b], save) => {
+    const mean = tf.mean(xi, 1, true);
+    const xc = tf.sub(xi, mean);
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), 1, true), eps));
+    const xhat = tf.mul(xc, rstd);
+    save([xhat, rstd, g]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, rs, gs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const dxhat = tf.mul(dy, gs);
+        // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        const m1 = tf.mean(dxhat, 1, true);
+        const m2 = tf.mean(tf.mul(dxhat, xh), 1, true);
+        const dx = tf.mul(rs, tf.sub(tf.sub(dxhat, m1), tf.mul(xh, m2)));
+        return [dx, columnSum(tf.mul(dy, xh) as tf.Tensor2D), columnSum(dy as tf.Tensor2D)];
+      },
+    };
+  });
+  return op(x, gain, bias) as tf.Tensor2D;
+}
+
+/** Exact GELU, x * Phi(x), with its derivative written out (two kernels each way). */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  const op = customOp(([xi], save) => {
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(xi, SQRT_HALF)), 1), 0.5);
+    save([xi, cdf]);
+    return {
+      value: tf.mul(xi, cdf),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, c] = saved as [tf.Tensor, tf.Tensor];
+        const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI);
+        return tf.mul(dy, tf.add(c, tf.mul(xs, pdf)));
+      },
+    };
+  });
+  return op(x) as T;
+}
+
+/**
+ * Softmax over the last axis; gradient `y * (dy - sum(dy * y))`. Same as tfjs's, but without
+ * recording the forward's internal ops (keeps the tape small).
+ */
+export function softmax<T extends tf.Tensor>(logits: T): T {
+  const op = customOp(([z], save) => {
+    const y = tf.softmax(z);
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const ys = saved[0]!;
+        return tf.mul(ys, tf.sub(dy, tf.sum(tf.mul(dy, ys), -1, true)));
+      },
+    };
+  });
+  return op(logits) as T;
+}
+
+/**
+ * Sum over rows of `weights[i] * -log softmax(logits[i])[targets[i]]`: logits [n, vocab],
+ * int32 targets [n], float weights [n] (0 drops a row; pass a mask already divided by the
+ * token count to get a mean). The gradient `(softmax - onehot) * weight` is computed directly.
+ */
+export function weightedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const vocab = logits.shape[1];
+  const op = customOp(([z, w], save) => {
+    const logp = tf.logSoftmax(z);
+    const onehot = tf.oneHot(targets, vocab);
+    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), 1));
+    save([logp, onehot, w, nll]);
+    return {
+      value: tf.sum(tf.mul(nll, w)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [lp, oh, ws, nl] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+        const dz = tf.mul(tf.sub(tf.exp(lp), oh), tf.mul(tf.reshape(ws, [-1, 1]), dy));
+        return [dz, tf.mul(nl, dy)];
+      },
+    };
+  });
+  return op(logits, weights) as tf.Scalar;
+}

@@ -1,0 +1,121 @@
+/**
+ * One optimisation step: loss -> gradients (through the custom-gradient ops) -> global-norm
+ * clipping -> AdamW. `computeGradients`/`applyGradients` serve any loss (reward model, PPO);
+ * `trainStep` is the supervised one: cross-entropy on assistant tokens only.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InvalidOptionError } from '../errors.ts';
+import type { AdamW } from './adamw.ts';
+import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
+import { embedding, weightedCrossEntropy } from './ops.ts';
+import type { Parameter } from './parameters.ts';
+
+/** A supervised batch: lossMask [batch * length] is 1 on tokens the model must learn to produce. */
+export interface TrainBatch extends ModelInput {
+  lossMask: Uint8Array | Float32Array;
+}
+
+/**
+ * Which hidden rows predict a loss token and what they must predict: row t predicts token t+1,
+ * so row t is used when lossMask[t+1] is 1 (within the same sequence).
+ */
+export function lossTargets(batch: Pick<TrainBatch, 'batch' | 'length' | 'ids' | 'lossMask'>): { rows: Int32Array; targets: Int32Array } {
+  const { batch: b, length: t, ids, lossMask } = batch;
+  if (lossMask.length !== b * t) throw new InvalidOptionError('batch.lossMask', `has ${lossMask.length} entries, expected ${b} x ${t}`);
+  const rows: number[] = [];
+  const targets: number[] = [];
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j + 1 < t; j++) {
+      if (lossMask[i * t + j + 1]) { rows.push(i * t + j); targets.push(ids[i * t + j + 1]!); }
+    }
+  }
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
+}
+
+/**
+ * Mean next-token cross-entropy over the loss tokens. The LM head runs only on the rows that
+ * predict one (answers are a small part of a conversation).
+ */
+export function supervisedLoss(model: MultimodalModel, batch: TrainBatch): { loss: tf.Scalar; tokens: number } {
+  const { rows, targets } = lossTargets(batch);
+  if (rows.length === 0) throw new InvalidOptionError('batch.lossMask', 'marks no token to learn (no assistant answer in the batch)');
+  const { hidden } = model.forward(batch);
+  const picked = embedding(hidden, tf.tensor1d(rows, 'int32'));
+  const logits = model.lmLogits(picked);
+  const weights = tf.fill([rows.length], 1 / rows.length) as tf.Tensor1D;
+  return { loss: weightedCrossEntropy(logits, tf.tensor1d(targets, 'int32'), weights), tokens: rows.length };
+}
+
+export interface Gradients {
+  loss: number;
+  /** By parameter name; owned by the caller (disposeGradients). */
+  grads: Map<string, tf.Tensor>;
+}
+
+/** Runs `lossFn` under autodiff for `params` (default: all of the model's). */
+export function computeGradients(model: MultimodalModel, lossFn: () => tf.Scalar, params: readonly Parameter[] = model.parameters()): Gradients {
+  const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
+  const { value, grads } = tf.variableGrads(lossFn, params.map((p) => p.variable));
+  const loss = value.dataSync()[0]!;
+  value.dispose();
+  const out = new Map<string, tf.Tensor>();
+  for (const [varName, g] of Object.entries(grads)) out.set(byVar.get(varName) ?? varName, g);
+  return { loss, grads: out };
+}
+
+export function disposeGradients(grads: Map<string, tf.Tensor>): void {
+  for (const g of grads.values()) g.dispose();
+  grads.clear();
+}
+
+/** sqrt(sum of squares) over every gradient. */
+export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+  if (grads.size === 0) return 0;
+  return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+export interface ApplyOptions {
+  lr: number;
+  /** Clip the global gradient norm to this (0 or undefined: no clipping). */
+  clipNorm?: number;
+}
+
+/**
+ * Clips and applies gradients, then disposes them. A non-finite norm skips the update
+ * (`skipped: true`) so one bad batch cannot poison the weights.
+ */
+export function applyGradients(optimizer: AdamW, grads: Map<string, tf.Tensor>, options: ApplyOptions): { gradNorm: number; skipped: boolean } {
+  const gradNorm = globalNorm(grads);
+  let skipped = false;
+  if (!Number.isFinite(gradNorm)) skipped = true;
+  else {
+    const scale = options.clipNorm && gradNorm > options.clipNorm ? options.clipNorm / gradNorm : 1;
+    optimizer.apply(grads, options.lr, scale);
+  }
+  disposeGradients(grads);
+  return { gradNorm, skipped };
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  /** Tokens the loss was computed on. */
+  tokens: number;
+  skipped: boolean;
+}
+
+/** One supervised step on `batch`: masked cross-entropy, clipping, AdamW. Leaks no tensors. */
+export function trainStep(model: MultimodalModel, optimizer: AdamW, batch: TrainBatch, options: ApplyOptions): StepResult {
+  let tokens = 0;
+  const { loss, grads } = computeGradients(model, () => {
+    const r = supervisedLoss(model, batch);
+    tokens = r.tokens;
+    return r.loss;
+  });
+  if (!Number.isFinite(loss)) {
+    disposeGradients(grads);
+    return { loss, gradNorm: NaN, tokens, skipped: true };
+  }
+  const { gradNorm, skipped } = applyGradients(optimizer, grads, options);
+  return { loss, gradNorm, tokens, skipped };
+}

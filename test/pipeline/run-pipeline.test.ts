@@ -1,0 +1,167 @@
+import test from 'ava';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { definePipeline, type RunSummary } from '../../src/pipeline/define-pipeline.ts';
+import { readRunSummary, runPipeline } from '../../src/pipeline/run-pipeline.ts';
+import tinyCount from '../fixtures/pipelines/tiny-count.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-run-'));
+
+test('runs a pipeline file: run.json first, summary.json with flow counts last', async (t) => {
+  const out = path.join(await tmp(), 'o');
+  const logs: string[] = [];
+  const summary = await runPipeline('test/fixtures/pipelines/tiny-count.ts', { cwd: root, out, params: ['n=30'], seed: 5, log: (m) => logs.push(m) });
+  t.is(summary.pipeline, 'tiny-count');
+  t.is(summary.out, out);
+  t.deepEqual(summary.params, { n: 30, reject_every: 7, label: 'items' });
+  t.is(summary.flows.length, 1);
+  const flow = summary.flows[0]!;
+  t.is(flow.name, 'flow');
+  t.is(flow.dead_letters, 'rejected.jsonl');
+  // 7, 14, 21, 28 rejected of 0..29
+  t.is(flow.rejected, 4);
+  t.deepEqual(flow.stages.map((s) => [s.name, s.in, s.out, s.rejected]), [
+    ['generate', 30, 30, 0],
+    ['drop-multiples', 30, 26, 4],
+    ['count', 26, 26, 0],
+  ]);
+  t.deepEqual(summary.result, { rows: 26, sum: 435 - 70 });
+  t.deepEqual(logs, ['counting 30 items']);
+
+  const written = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as RunSummary;
+  t.deepEqual(written, JSON.parse(JSON.stringify(summary)));
+  const run = JSON.parse(await readFile(path.join(out, 'run.json'), 'utf8'));
+  t.deepEqual(run, { pipeline: 'tiny-count', file: 'test/fixtures/pipelines/tiny-count.ts', params: { n: 30, reject_every: 7, label: 'items' }, seed: 5, partition: { index: 0, count: 1 }, policy: 'skip', backend: 'auto' });
+  const letters = (await readFile(path.join(out, 'rejected.jsonl'), 'utf8')).trim().split('\n');
+  t.is(letters.length, 4);
+  t.deepEqual(JSON.parse(await readFile(path.join(out, 'counted.json'), 'utf8')), { label: 'items', rows: 26, sum: 365, seed: 5 });
+});
+
+test('default out is runs/<name> under cwd, and a config object runs too', async (t) => {
+  const cwd = await tmp();
+  const summary = await runPipeline(tinyCount, { cwd, params: { n: 3 } });
+  t.is(summary.out, path.join(cwd, 'runs', 'tiny-count'));
+  t.truthy(await stat(path.join(cwd, 'runs', 'tiny-count', 'summary.json')));
+});
+
+test('policy fail turns the first rejection into a BadRecordError with the stage', async (t) => {
+  const out = await tmp();
+  const e = await t.throwsAsync(runPipeline(tinyCount, { out, params: ['n=10'], policy: 'fail' }));
+  t.is((e as { code?: string }).code, 'FF_ERR_BAD_RECORD');
+  t.regex(e!.message, /stage "drop-multiples"/);
+  await t.throwsAsync(stat(path.join(out, 'summary.json')), { code: 'ENOENT' });
+});
+
+test('partition runs tag their summary, run and dead-letter files', async (t) => {
+  const out = await tmp();
+  const s = await runPipeline(tinyCount, { out, partition: '1/2', params: ['n=10'] });
+  t.deepEqual(s.partition, { index: 1, count: 2 });
+  t.is(s.flows[0]!.dead_letters, 'rejected.part-00001-of-00002.jsonl');
+  t.truthy(await stat(path.join(out, 'summary.part-00001-of-00002.json')));
+  t.truthy(await stat(path.join(out, 'run.part-00001-of-00002.json')));
+  t.deepEqual(await readRunSummary(out), undefined);
+  t.is((await readRunSummary(out, { index: 1, count: 2 }))?.pipeline, 'tiny-count');
+});
+
+test('several flows get their own names and dead-letter files; a repeated name is an error', async (t) => {
+  const out = await tmp();
+  const two = definePipeline({
+    name: 'two-flows',
+    description: 'two flows',
+    params: {},
+    async run(ctx) {
+      const src = { name: 'src', async *read() { yield 1; yield 2; } };
+      const sink = { name: 'sink', async write(input: AsyncIterable<unknown>) { for await (const _ of input); return 0; } };
+      await ctx.flow({ source: src, sink });
+      await ctx.flow({ source: src, sink }, { name: 'second' });
+      await ctx.flow({ source: src, sink });
+      await ctx.flow({ source: src, sink }, { name: 'second' });
+    },
+  });
+  const e = await t.throwsAsync(runPipeline(two, { out }));
+  t.is((e as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.regex(e!.message, /option "flow\.name": a flow named "second" already ran/);
+  for (const f of ['rejected.jsonl', 'rejected.second.jsonl', 'rejected.flow-3.jsonl']) t.truthy(await stat(path.join(out, f)), f);
+});
+
+test('the caller\'s signal aborts the run with FF_ERR_ABORTED and no summary', async (t) => {
+  const out = await tmp();
+  const ac = new AbortController();
+  const endless = definePipeline({
+    name: 'endless',
+    description: 'never ends by itself',
+    params: {},
+    async run(ctx) {
+      const source = {
+        name: 'forever',
+        async *read(sctx: { signal: AbortSignal }) {
+          for (let i = 0; ; i++) {
+            if (i === 100) ac.abort(new Error('user pressed stop'));
+            if (sctx.signal.aborted) return;
+            yield i;
+            await new Promise((r) => setImmediate(r));
+          }
+        },
+      };
+      const sink = { name: 'drain', async write(input: AsyncIterable<unknown>) { for await (const _ of input); } };
+      await ctx.flow({ source, sink });
+    },
+  });
+  const e = await t.throwsAsync(runPipeline(endless, { out, signal: ac.signal }));
+  t.is((e as { code?: string }).code, 'FF_ERR_ABORTED');
+  await t.throwsAsync(stat(path.join(out, 'summary.json')), { code: 'ENOENT' });
+  // an already aborted signal stops before anything is written
+  const out2 = path.join(await tmp(), 'never');
+  const e2 = await t.throwsAsync(runPipeline(endless, { out: out2, signal: AbortSignal.abort() }));
+  t.is((e2 as { code?: string }).code, 'FF_ERR_ABORTED');
+  await t.throwsAsync(stat(out2), { code: 'ENOENT' });
+});
+
+test('ensure() runs a missing dependency once, reuses it, and reruns it when params differ', async (t) => {
+  const cwd = await tmp();
+  let depRuns = 0;
+  const dep = definePipeline({
+    name: 'dep',
+    description: 'makes an artefact',
+    params: { size: { type: 'number', default: 2, description: 'size' } },
+    async run(ctx) {
+      depRuns++;
+      await writeFile(path.join(ctx.out, 'artefact.txt'), `size ${ctx.params.size} seed ${ctx.seed}`);
+      return { size: ctx.params.size };
+    },
+  });
+  const main = definePipeline({
+    name: 'main',
+    description: 'needs dep',
+    params: { size: { type: 'number', default: 2, description: 'size' } },
+    async run(ctx) {
+      const s = await ctx.ensure(dep, 'world', { size: ctx.params.size });
+      return { dep: s.result, text: await readFile(path.join(cwd, 'world', 'artefact.txt'), 'utf8') };
+    },
+  });
+  const logs: string[] = [];
+  const r1 = await runPipeline(main, { cwd, seed: 3, log: (m) => logs.push(m) });
+  t.is(depRuns, 1);
+  t.deepEqual(r1.result, { dep: { size: 2 }, text: 'size 2 seed 3' });
+  await runPipeline(main, { cwd, seed: 3, log: (m) => logs.push(m) });
+  t.is(depRuns, 1, 'same params and seed: reused');
+  await runPipeline(main, { cwd, seed: 3, params: ['size=4'], log: (m) => logs.push(m) });
+  t.is(depRuns, 2, 'other params: run again');
+  await runPipeline(main, { cwd, seed: 9, params: ['size=4'], log: (m) => logs.push(m) });
+  t.is(depRuns, 3, 'other seed: run again');
+  t.regex(logs.join('\n'), /dep: making .*world[\s\S]*dep: already made in .*world, reusing it[\s\S]*made with other params or seed/);
+  // ensure by file name relative to cwd
+  const byName = definePipeline({
+    name: 'by-name',
+    description: 'ensures a file',
+    params: {},
+    async run(ctx) {
+      return (await ctx.ensure(path.join(root, 'test/fixtures/pipelines/tiny-count.ts'), 'counted', { n: 5 })).result;
+    },
+  });
+  const r = await runPipeline(byName, { cwd });
+  t.deepEqual(r.result, { rows: 5, sum: 10 });
+});

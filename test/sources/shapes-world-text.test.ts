@@ -1,0 +1,162 @@
+import test from 'ava';
+import { Rng } from '../../src/stream/random.ts';
+import { mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
+import { createCooccurrence, sampleScene, COMPANION_RATE } from '../../sources/shapes-world-scene.ts';
+import { annotatorChoice, describeObjects, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
+import { pyJson, flickrXml } from '../../sources/shapes-world-formats.ts';
+import { sceneSvg } from '../../sources/shapes-world-render.ts';
+
+const cooc = createCooccurrence(123);
+
+function scene(i: number): GroundTruth {
+  const s = sampleScene(new Rng(1000 + i), cooc, 4);
+  return { image: `x/${i}.jpg`, image_id: i, dataset: 'coco', split: 'train', width: 64, height: 64, background: s.background, objects: s.objects };
+}
+
+test('phrase helpers: articles, sizes, positions', (t) => {
+  t.is(objectPhrase({ color: 'orange', shape: 'star' }), 'an orange star');
+  t.is(objectPhrase({ color: 'red', shape: 'circle', size: 'small' }), 'a small red circle');
+  t.is(objectPhrase({ color: 'red', shape: 'circle', size: 'small' }, { size: false, article: 'the' }), 'the red circle');
+  t.is(positionOf([0, 0, 10, 10], 64, 64), 'top left');
+  t.is(positionOf([27, 27, 37, 37], 64, 64), 'center');
+  t.is(positionOf([50, 27, 60, 37], 64, 64), 'right');
+  t.is(positionOf([27, 50, 37, 60], 64, 64), 'bottom');
+  t.is(positionPhrase('top left'), 'at the top left');
+  t.is(positionPhrase('left'), 'on the left');
+  t.is(positionPhrase('center'), 'in the center');
+});
+
+test('mentionedObjects finds colour+shape phrases with size, count and negation', (t) => {
+  const m = mentionedObjects('There is a small red circle at the top. No, there is no green triangle, but two blue squares and Three yellow stars are here.');
+  t.deepEqual(
+    m.map((x) => [x.size ?? '-', x.color, x.shape, x.count, x.negated]),
+    [
+      ['small', 'red', 'circle', 1, false],
+      ['-', 'green', 'triangle', 1, true],
+      ['-', 'blue', 'square', 2, false],
+      ['-', 'yellow', 'star', 3, false],
+    ],
+  );
+  t.deepEqual(mentionedObjects('A picture of shapes.'), []);
+});
+
+test('judgeMentions: matched objects, hallucinated kinds, wrong sizes and re-references', (t) => {
+  const objects = [
+    { color: 'red', shape: 'circle', size: 'small' },
+    { color: 'red', shape: 'circle', size: 'large' },
+    { color: 'blue', shape: 'star', size: 'small' },
+  ];
+  t.deepEqual(pick(judgeMentions('A small red circle and a large red circle. The red circle is nice.', objects)), [2, 0]);
+  t.deepEqual(pick(judgeMentions('A large blue star.', objects)), [0, 1]);
+  t.deepEqual(pick(judgeMentions('Three red circles and a green hexagon.', objects)), [0, 2]);
+  t.deepEqual(pick(judgeMentions('There is no green hexagon; there is a blue star.', objects)), [1, 0]);
+});
+
+function pick(j: { matched: number; hallucinated: number }) {
+  return [j.matched, j.hallucinated];
+}
+
+test('scenes follow the co-occurrence structure: companions appear together about 60% of the time', (t) => {
+  let anchors = 0;
+  let together = 0;
+  for (let i = 0; i < 3000; i++) {
+    const g = scene(i);
+    if (g.objects.length < 2) continue;
+    const first = objectKey(g.objects[0]!);
+    const partner = cooc.companion.get(first);
+    if (!partner) continue;
+    anchors++;
+    if (g.objects.some((o) => objectKey(o) === partner)) together++;
+  }
+  const rate = together / anchors;
+  t.true(rate > COMPANION_RATE - 0.05, `companion rate ${rate}`);
+  t.true(rate < 0.85, `companion rate ${rate}`);
+  t.is(cooc.pairs.length, 12);
+});
+
+test('llavaDetail hallucinates at about the set rate, with absent, mostly co-occurring objects', (t) => {
+  for (const rate of [0, 0.3, 0.7]) {
+    const rng = new Rng(5);
+    let hallucinated = 0;
+    let companions = 0;
+    const n = 2000;
+    for (let i = 0; i < n; i++) {
+      const g = scene(i);
+      const d = llavaDetail(g, cooc, rng, rate);
+      const j = judgeMentions(d.turns[1]!.value, g.objects);
+      t.is(j.hallucinated > 0, d.invented.length > 0);
+      if (d.invented.length > 0) {
+        hallucinated++;
+        const present = new Set(g.objects.map(objectKey));
+        if (d.invented.some((o) => [...present].some((p) => cooc.companion.get(p) === objectKey(o)))) companions++;
+        for (const o of d.invented) t.false(present.has(objectKey(o)));
+      } else t.is(j.matched, g.objects.length);
+    }
+    t.true(Math.abs(hallucinated / n - rate) < 0.04, `rate ${rate}: got ${hallucinated / n}`);
+    if (rate > 0) t.true(companions / hallucinated > 0.3, `co-occurring share ${companions / hallucinated}`);
+  }
+});
+
+test('inventObjects never invents a present kind', (t) => {
+  const rng = new Rng(9);
+  for (let i = 0; i < 500; i++) {
+    const g = scene(i);
+    const present = new Set(g.objects.map(objectKey));
+    for (const o of inventObjects(g.objects, cooc, rng, 2)) t.false(present.has(objectKey(o)));
+  }
+});
+
+test('preference pairs: hallucination flag means exactly one hallucinates; trap pairs exist; noise 0 follows the rules', (t) => {
+  const rng = new Rng(3);
+  let traps = 0;
+  let halluc = 0;
+  for (let i = 0; i < 800; i++) {
+    const g = scene(i);
+    const p = preferencePair(g, cooc, rng, 0);
+    const a = judgeMentions(p.output_1, g.objects);
+    const b = judgeMentions(p.output_2, g.objects);
+    t.is(p.hallucination, a.hallucinated > 0 !== b.hallucinated > 0);
+    t.false(p.flipped);
+    if (p.hallucination) {
+      halluc++;
+      t.is(p.preference, a.hallucinated > 0 ? 2 : 1, 'the faithful response wins');
+    }
+    if (p.trap) {
+      traps++;
+      const [hal, fai] = a.hallucinated > 0 ? [p.output_1, p.output_2] : [p.output_2, p.output_1];
+      t.true(hal.length > fai.length);
+    }
+    if (!(a.matched === b.matched && a.hallucinated === b.hallucinated)) t.is(p.preference, annotatorChoice(a, b, 0));
+  }
+  t.true(halluc > 300, `hallucination pairs ${halluc}`);
+  t.true(traps > 150, `trap pairs ${traps}`);
+});
+
+test('descriptions name each object once with one phrase per clause', (t) => {
+  const g = scene(4);
+  const text = describeObjects(textObjects(g), g.background, new Rng(1));
+  t.is(mentionedObjects(text).length, g.objects.length);
+  t.regex(text, new RegExp(`${g.background} background`));
+});
+
+test('pyJson writes like Python json.dumps', (t) => {
+  t.is(pyJson({ a: 1, b: [true, null, 'x\u00e9'], c: { d: 'q"' } }), '{"a": 1, "b": [true, null, "x\\u00e9"], "c": {"d": "q\\""}}');
+});
+
+test('flickrXml writes 1-based inclusive corners and box-less objects with both flags', (t) => {
+  const xml = flickrXml('5.jpg', 64, 64, [
+    { chainId: 10, boxes: [[0, 0, 10, 10], [20, 20, 30, 30]], scene: false, nobndbox: false },
+    { chainId: 11, boxes: [], scene: true, nobndbox: false },
+  ]);
+  t.regex(xml, /<name>10<\/name>\n\t\t<bndbox>\n\t\t\t<xmin>1<\/xmin>\n\t\t\t<ymin>1<\/ymin>\n\t\t\t<xmax>10<\/xmax>\n\t\t\t<ymax>10<\/ymax>/);
+  t.is(xml.match(/<name>10<\/name>/g)!.length, 2);
+  t.regex(xml, /<name>11<\/name>\n\t\t<nobndbox>0<\/nobndbox>\n\t\t<scene>1<\/scene>/);
+});
+
+test('sceneSvg draws one element per object on the background', (t) => {
+  const g = scene(2);
+  const s = sampleScene(new Rng(1002), cooc, 4);
+  const svg = sceneSvg(s);
+  t.true(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"'));
+  t.is((svg.match(/<(circle|rect|polygon) /g) ?? []).length, g.objects.length + 1);
+});
