@@ -92,11 +92,13 @@ async function exists(file: string): Promise<boolean> {
 
 // ------------------------------------------------------------------ cases (child side)
 
-interface CaseResult { seconds: number; records: number; maxRssMB: number; note?: string }
+/** `seconds` is wall time; `cpuSeconds` user+system time, steadier on a shared, busy machine. */
+interface CaseResult { seconds: number; cpuSeconds: number; records: number; maxRssMB: number; note?: string }
 
 async function runCaseHere(name: string, dir: string): Promise<CaseResult> {
   const file = path.join(dir, A_FILE);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let records = 0;
   let note: string | undefined;
   if (name === 'json-parse') {
@@ -130,7 +132,8 @@ async function runCaseHere(name: string, dir: string): Promise<CaseResult> {
     }
   } else throw new Error(`unknown case ${name}`);
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, records, maxRssMB: process.resourceUsage().maxRSS / 1024, note };
+  const cpu = process.cpuUsage(c0);
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, records, maxRssMB: process.resourceUsage().maxRSS / 1024, note };
 }
 
 async function runCase(name: string, dir: string): Promise<CaseResult> {
@@ -155,17 +158,19 @@ export const bench: BenchFn = async ({ quick }) => {
   const convert = await runCase('convert', dir);
   const rows: BenchRow[] = [];
   const size = `${total} annotations, ${mb.toFixed(0)} MB one line`;
-  rows.push({ suite: 'vqav2', case: `JSON.parse whole file (${size})`, value: mb / parse.seconds, unit: 'MB/s', note: `${parse.seconds.toFixed(2)} s, peak RSS ${parse.maxRssMB.toFixed(0)} MB` });
-  const goal = split.seconds <= parse.seconds && split.maxRssMB < 200;
+  // MB/s over CPU time (user+system): the machines are shared, and wall time mostly measures the neighbours
+  const time = (r: CaseResult) => `${r.cpuSeconds.toFixed(2)} s CPU, ${r.seconds.toFixed(2)} s wall`;
+  rows.push({ suite: 'vqav2', case: `JSON.parse whole file (${size})`, value: mb / parse.cpuSeconds, unit: 'MB/s (CPU)', note: `${time(parse)}, peak RSS ${parse.maxRssMB.toFixed(0)} MB` });
+  const goal = split.cpuSeconds <= parse.cpuSeconds && split.maxRssMB < 200;
   rows.push({
-    suite: 'vqav2', case: 'jsonArrayRecords (byte splitter + JSON.parse per element)', value: mb / split.seconds, unit: 'MB/s',
-    ratio: parse.seconds / split.seconds, baseline: 'JSON.parse whole file',
-    note: `${split.seconds.toFixed(2)} s, peak RSS ${split.maxRssMB.toFixed(0)} MB (${(split.maxRssMB / parse.maxRssMB).toFixed(2)}x); goal >= JSON.parse speed and < 200 MB: ${goal ? 'met' : 'NOT met'}`,
+    suite: 'vqav2', case: 'jsonArrayRecords (byte splitter + JSON.parse per chunk)', value: mb / split.cpuSeconds, unit: 'MB/s (CPU)',
+    ratio: parse.cpuSeconds / split.cpuSeconds, baseline: 'JSON.parse whole file',
+    note: `${time(split)}, peak RSS ${split.maxRssMB.toFixed(0)} MB (${(split.maxRssMB / parse.maxRssMB).toFixed(2)}x); goal >= JSON.parse speed and < 200 MB RSS: ${goal ? 'met' : 'NOT met'}`,
   });
   rows.push({
-    suite: 'vqav2', case: 'VQA-v2 -> conversations -> Parquet (all answer types)', value: mb / convert.seconds, unit: 'MB/s',
-    ratio: parse.seconds / convert.seconds, baseline: 'JSON.parse whole file',
-    note: `${convert.seconds.toFixed(2)} s, ${(convert.records / convert.seconds / 1000).toFixed(0)}k annotations/s, peak RSS ${convert.maxRssMB.toFixed(0)} MB; ${convert.note ?? ''}`,
+    suite: 'vqav2', case: 'VQA-v2 -> conversations -> Parquet (all answer types)', value: mb / convert.cpuSeconds, unit: 'MB/s (CPU)',
+    ratio: parse.cpuSeconds / convert.cpuSeconds, baseline: 'JSON.parse whole file',
+    note: `${time(convert)}, ${(convert.records / convert.cpuSeconds / 1000).toFixed(0)}k annotations/CPU-s, peak RSS ${convert.maxRssMB.toFixed(0)} MB; ${convert.note ?? ''}`,
   });
   return rows;
 };

@@ -5,6 +5,7 @@
  * LLaVA-RLHF preferences, POPE and MMHal-Bench) into the run folder.
  */
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import { InvalidOptionError } from '../src/errors.ts';
 import { generateShapesWorld } from '../sources/shapes-world.ts';
 
 export default definePipeline({
@@ -24,6 +25,10 @@ export default definePipeline({
   },
   async run(ctx) {
     const p = ctx.params;
+    if (ctx.partition.count > 1) {
+      // ids, splits and POPE statistics span the whole world: it cannot be made in shares
+      throw new InvalidOptionError('partition', 'the shapes world is generated whole', { fix: 'run shapes-world without --partition' });
+    }
     const bar = ctx.progress.start('shapes-world', { unit: 'images' });
     try {
       const result = await generateShapesWorld({

@@ -78,27 +78,30 @@ function scalarElement(type: Exclude<FieldType, object>): Pick<SchemaElement, 't
   }
 }
 
-/** Deep copy of a value into what hyparquet-writer expects (arrays, bigint for int64). */
+/** Whether values of `type` may need rewriting for hyparquet-writer (int64 -> bigint, typed arrays -> arrays). */
+function needsConversion(type: FieldType): boolean {
+  if (typeof type === 'string') return type === 'int64';
+  if ('list' in type) return true;
+  return type.struct.some((f) => needsConversion(f.type));
+}
+
+/**
+ * The value as hyparquet-writer expects it: lists as plain arrays, int64 as bigint.
+ * Copies only what changes; records are never mutated.
+ */
 function toColumnValue(type: FieldType, value: unknown): unknown {
   if (value === null || value === undefined) return value;
   if (typeof type === 'string') return type === 'int64' && typeof value === 'number' ? BigInt(value) : value;
   if ('list' in type) {
     const items = ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<unknown>) : (value as unknown[]);
     const elem = type.list;
-    // Most lists hold plain scalars: pass them through without copying.
-    if (typeof elem === 'string' && elem !== 'int64') return items;
-    return items.map((v) => toColumnValue(elem, v));
+    return needsConversion(elem) ? items.map((v) => toColumnValue(elem, v)) : items;
   }
+  if (!needsConversion(type)) return value;
   const rec = value as Record<string, unknown>;
   const obj: Record<string, unknown> = {};
   for (const f of type.struct) obj[f.name] = toColumnValue(f.type, rec[f.name]);
   return obj;
-}
-
-function needsConversion(type: FieldType): boolean {
-  if (typeof type === 'string') return type === 'int64';
-  if ('list' in type) return typeof type.list !== 'string' || type.list === 'int64';
-  return true;
 }
 
 export interface ParquetEncoderOptions {
@@ -147,7 +150,7 @@ export function parquetEncoder(options: ParquetEncoderOptions): ShardEncoder {
             const data = new Array<unknown>(records.length);
             for (let i = 0; i < records.length; i++) {
               const v = (records[i] as Record<string, unknown>)[f.name];
-              data[i] = convert ? toColumnValue(f.type, v) : ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<unknown>) : v;
+              data[i] = convert ? toColumnValue(f.type, v) : v;
             }
             return { name: f.name, data };
           });

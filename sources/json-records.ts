@@ -55,6 +55,11 @@ export interface JsonArrayRecords extends AsyncIterable<JsonRecord> {
   readonly members: Readonly<Record<string, unknown>>;
   /** Names of members skipped for exceeding `maxMemberBytes`. */
   readonly skippedMembers: readonly string[];
+  /**
+   * The same records, a chunk's worth at a time (in order, each array fresh): for hot loops
+   * that would rather not pay one async step per record.
+   */
+  batches(): AsyncIterable<JsonRecord[]>;
 }
 
 // byte values
@@ -191,7 +196,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
   let members: Record<string, unknown> = {};
   let skipped: string[] = [];
 
-  async function* records(): AsyncGenerator<JsonRecord> {
+  async function* batches(): AsyncGenerator<JsonRecord[]> {
     members = {};
     skipped = [];
     const memberSink = members;
@@ -223,7 +228,6 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
 
     // member name being read (S_KEY..): raw bytes, decoded when complete
     let nameParts: Buffer[] = [];
-    let nameStart = -1;
     let nameEsc = false;
     let inName = false;
     let memberName = '';
@@ -482,7 +486,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
         if (ready.length > 0) {
           const out = ready;
           ready = [];
-          for (const r of out) yield r;
+          yield out;
         }
 
         // keep the unfinished piece of a value or name for the next chunk (bounded: one value)
@@ -529,6 +533,9 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
     key,
     get members() { return members; },
     get skippedMembers() { return skipped; },
-    [Symbol.asyncIterator]: () => records(),
+    batches,
+    async *[Symbol.asyncIterator]() {
+      for await (const batch of batches()) for (const r of batch) yield r;
+    },
   };
 }

@@ -110,21 +110,20 @@ export const DETAIL_PROMPTS = [
   'Can you describe the objects in this picture?',
 ] as const;
 
-function objectSentence(o: TextObject, rng: Rng, first: boolean): string {
-  const phrase = objectPhrase(o);
-  const pos = positionPhrase(o.position);
-  switch (rng.int(first ? 4 : 5)) {
-    case 0:
-      return `There is ${phrase} ${pos}.`;
-    case 1:
-      return `${cap(phrase)} can be seen ${pos}.`;
-    case 2:
-      return `${cap(pos)}, there is ${phrase}.`;
-    case 3:
-      return `${cap(phrase)} sits ${pos}.`;
-    default:
-      return `You can also see ${phrase} ${pos}.`;
-  }
+const OBJECT_SENTENCES: readonly ((phrase: string, pos: string) => string)[] = [
+  (phrase, pos) => `There is ${phrase} ${pos}.`,
+  (phrase, pos) => `${cap(phrase)} can be seen ${pos}.`,
+  (phrase, pos) => `${cap(pos)}, there is ${phrase}.`,
+  (phrase, pos) => `${cap(phrase)} sits ${pos}.`,
+  // never first: "also" needs something before it
+  (phrase, pos) => `You can also see ${phrase} ${pos}.`,
+];
+
+/** One sentence about one object; never the same template twice in a row. */
+function objectSentence(o: TextObject, rng: Rng, previous: number): [string, number] {
+  const choices = OBJECT_SENTENCES.map((_, i) => i).filter((i) => i !== previous && (previous >= 0 || i < OBJECT_SENTENCES.length - 1));
+  const k = rng.pick(choices);
+  return [OBJECT_SENTENCES[k]!(objectPhrase(o), positionPhrase(o.position)), k];
 }
 
 /** A paragraph naming every given object once, with size, colour and position. */
@@ -137,7 +136,12 @@ export function describeObjects(objects: readonly TextObject[], background: stri
     `In this image, ${n === 1 ? 'one shape is' : `${nw} shapes are`} drawn on a plain ${background} background.`,
   ];
   const parts = [rng.pick(intro)];
-  objects.forEach((o, i) => parts.push(objectSentence(o, rng, i === 0)));
+  let previous = -1;
+  for (const o of objects) {
+    const [sentence, k] = objectSentence(o, rng, previous);
+    parts.push(sentence);
+    previous = k;
+  }
   const r = rng.next();
   if (r < 0.2 && n > 1) parts.push('The shapes do not overlap each other.');
   else if (r < 0.4) parts.push('Each shape is drawn in a flat, solid color.');

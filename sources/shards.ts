@@ -26,7 +26,7 @@ export interface ShardSourceOptions<T> {
   split?: string;
   /** Also check each shard's sha256 against the manifest (sizes are always checked). */
   verify?: boolean;
-  /** Source name in the flow; default `shards`. */
+  /** Source name in the flow; default `read-shards`. */
   name?: string;
 }
 
@@ -69,7 +69,7 @@ export function shardSource<T>(options: ShardSourceOptions<T>): Source<T> {
   const resolve = (): Promise<Resolved> => (resolved ??= resolveShards(options.path, schema, split));
 
   return {
-    name: options.name ?? 'shards',
+    name: options.name ?? 'read-shards',
     async inputs(): Promise<InputFingerprint[]> {
       const r = await resolve();
       const out: InputFingerprint[] = [];

@@ -191,9 +191,11 @@ async function fingerprint(file: string): Promise<InputFingerprint> {
   return { path: file, bytes, sha256: hash.digest('hex') };
 }
 
-function inPart(imageId: number, ctx: SourceContext): boolean {
+/** Whether this partition owns a record: by its image id; records without a valid one go to partition 0 (rejected once, not n times). */
+function owns(imageId: unknown, ctx: SourceContext): boolean {
   const { index, count } = ctx.partition;
-  return count <= 1 || hash32(String(imageId)) % count === index;
+  if (count <= 1) return true;
+  return isId(imageId) ? hash32(String(imageId)) % count === index : index === 0;
 }
 
 function describe(value: unknown): string {
@@ -248,25 +250,25 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
   // 1. the questions, into the compact table
   const table = new QuestionTable();
   const qReader = jsonArrayRecords(qFile, { key: 'questions', signal: ctx.signal, missingFix: MISSING_FIX });
-  for await (const r of qReader) {
-    const origin: Origin = { file: qFile, byteOffset: r.byteOffset, line: r.line, index: r.index };
+  for await (const batch of qReader.batches()) for (const r of batch) {
     const q = r.value;
+    if (!owns(isObject(q) ? q.image_id : undefined, ctx)) continue;
+    const origin = (): Origin => ({ file: qFile, byteOffset: r.byteOffset, line: r.line, index: r.index });
     stats.questions++;
-    if (!isObject(q)) { reject(q, `question #${r.index} must be an object, got ${describe(q)}`, origin); continue; }
+    if (!isObject(q)) { reject(q, `question #${r.index} must be an object, got ${describe(q)}`, origin()); continue; }
     const bad = !isId(q.question_id) ? 'question_id' : !isId(q.image_id) ? 'image_id' : typeof q.question !== 'string' ? 'question' : undefined;
     if (bad !== undefined) {
       const want = bad === 'question' ? 'a string' : 'a non-negative integer';
-      reject(q, `question field "${bad}" must be ${want}, got ${describe(q[bad])}`, origin);
+      reject(q, `question field "${bad}" must be ${want}, got ${describe(q[bad])}`, origin());
       continue;
     }
     const qid = q.question_id as number;
-    if (!inPart(q.image_id as number, ctx)) continue;
     const prior = table.slots.get(qid);
     if (prior !== undefined) {
-      reject(q, `duplicate question_id ${qid} (first at byte ${table.offsets[prior]}, line ${table.lines[prior]})`, origin);
+      reject(q, `duplicate question_id ${qid} (first at byte ${table.offsets[prior]}, line ${table.lines[prior]})`, origin());
       continue;
     }
-    if ((q.question as string).trim() === '') { reject(q, `question ${qid} has an empty "question" text`, origin); continue; }
+    if ((q.question as string).trim() === '') { reject(q, `question ${qid} has an empty "question" text`, origin()); continue; }
     table.add(qid, q.image_id as number, q.question as string, r);
   }
   const qSubtype = typeof qReader.members.data_subtype === 'string' ? qReader.members.data_subtype : undefined;
@@ -284,17 +286,17 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
   };
   let subtype = qSubtype;
   let first = true;
-  for await (const r of aReader) {
+  for await (const batch of aReader.batches()) for (const r of batch) {
     if (first) {
       // members before the array (the official files put data_subtype there) are known now
       first = false;
       checkSubtypes(aReader.members.data_subtype);
       if (subtype === undefined && typeof aReader.members.data_subtype === 'string') subtype = aReader.members.data_subtype;
     }
-    const origin: Origin = { file: aFile, byteOffset: r.byteOffset, line: r.line, index: r.index };
     const a = r.value;
-    if (isObject(a) && isId(a.image_id) && !inPart(a.image_id, ctx)) continue;
+    if (!owns(isObject(a) ? a.image_id : undefined, ctx)) continue;
     stats.annotations++;
+    const origin = (): Origin => ({ file: aFile, byteOffset: r.byteOffset, line: r.line, index: r.index });
     const reason = checkAnnotation(a);
     if (reason !== null) {
       // the annotation's question counts as answered (by this rejection), not as unanswered too
@@ -302,18 +304,18 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
         const s = table.slots.get(a.question_id);
         if (s !== undefined) table.matched[s] = 1;
       }
-      reject(a, reason, origin);
+      reject(a, reason, origin());
       continue;
     }
     const ann = a as Record<string, unknown>;
     const qid = ann.question_id as number;
     const slot = table.slots.get(qid);
-    if (slot === undefined) { reject(a, `annotation for question_id ${qid}: no such question in ${qFile}`, origin); continue; }
-    if (table.matched[slot] === 1) { reject(a, `duplicate annotation for question_id ${qid}`, origin); continue; }
+    if (slot === undefined) { reject(a, `annotation for question_id ${qid}: no such question in ${qFile}`, origin()); continue; }
+    if (table.matched[slot] === 1) { reject(a, `duplicate annotation for question_id ${qid}`, origin()); continue; }
     table.matched[slot] = 1;
     const imageId = table.imageIds[slot]!;
     if (ann.image_id !== imageId) {
-      reject(a, `annotation for question_id ${qid} has image_id ${String(ann.image_id)} but the question has image_id ${imageId}`, origin);
+      reject(a, `annotation for question_id ${qid} has image_id ${String(ann.image_id)} but the question has image_id ${imageId}`, origin());
       continue;
     }
     const answerType = ann.answer_type as VqaAnswerType;
@@ -333,7 +335,7 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
       answers: ann.answers as VqaAnswer[],
       subtype: subtype ?? '',
     };
-    yield withOrigin(item, origin);
+    yield withOrigin(item, origin());
   }
   checkSubtypes(aReader.members.data_subtype);
   stats.pairs.push({ questions: qFile, annotations: aFile, subtype: subtype ?? (typeof aReader.members.data_subtype === 'string' ? aReader.members.data_subtype : '') });

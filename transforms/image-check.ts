@@ -4,8 +4,9 @@
  * image to the dead letters with the reason; `keep` passes it on and counts it. A path that
  * leaves the image root (absolute, or a `..` segment) is always rejected: it is never opened.
  *
- * Decoding: `full` (default) decodes the pixels (JPEG shrink-on-load to a small size keeps it
- * fast) with sharp's `failOn: 'truncated'`, so cut files fail; `header` only reads the header.
+ * Decoding: `full` (default) decodes the pixels with sharp's `failOn: 'truncated'`, so cut
+ * files fail (images over 2048 px per side decode through JPEG shrink-on-load, which still reads
+ * every byte); `header` only reads the header.
  *
  * Optional preprocessing writes a copy of each good image under `preprocess.out` at the same
  * relative path: padded to a square with the CLIP mean colour (LLaVA's `expand2square` with
@@ -103,7 +104,9 @@ export function imageCheck<T extends WithImage>(options: ImageCheckOptions): Sta
     if (w < minSide || h < minSide || w > maxSide || h > maxSide) return `image ${image} is ${w}x${h}, outside the allowed ${minSide}..${maxSide} pixels per side`;
     if (decode === 'full') {
       try {
-        await sharp(abs, { failOn: 'truncated' }).resize(16, 16, { fit: 'fill', fastShrinkOnLoad: true }).raw().toBuffer();
+        // Photo-sized images decode fastest as they are; big ones shrink on load (JPEG DCT scaling).
+        const img = sharp(abs, { failOn: 'truncated' });
+        await (Math.max(w, h) <= 2048 ? img : img.resize(256, 256, { fit: 'inside', fastShrinkOnLoad: true })).raw().toBuffer();
       } catch (err) {
         return `image ${image} does not decode: ${(err as Error).message}`;
       }

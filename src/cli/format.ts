@@ -39,21 +39,28 @@ export function wrap(text: string, width: number): string[] {
   const lines: string[] = [];
   const w = Math.max(8, width);
   for (const para of text.split('\n')) {
-    let line = '';
-    for (let word of para.split(/ +/)) {
-      while (word.length > w) {
-        if (line) {
+    // lines that fit stay as they are (keeps indents and aligned spacing)
+    if (para.length <= w) {
+      lines.push(para);
+      continue;
+    }
+    const indent = /^ */.exec(para)![0].slice(0, Math.floor(w / 2));
+    let line = indent;
+    for (let word of para.slice(indent.length).split(/ +/)) {
+      const room = w - indent.length;
+      while (word.length > room) {
+        if (line.trim()) {
           lines.push(line);
-          line = '';
+          line = indent;
         }
-        lines.push(word.slice(0, w));
-        word = word.slice(w);
+        lines.push(indent + word.slice(0, room));
+        word = word.slice(room);
       }
-      if (!line) line = word;
+      if (!line.trim()) line = indent + word;
       else if (line.length + 1 + word.length <= w) line += ' ' + word;
       else {
         lines.push(line);
-        line = word;
+        line = indent + word;
       }
     }
     lines.push(line);
@@ -147,15 +154,15 @@ export function formatRollout(record: Record<string, unknown>, width = 100): str
   const head = headerLine(record, ['id', 'image', 'policy_version']);
   const prompt = turnsOf(record).map((t) => labelled(`${String(t.from ?? '?')}: `.padEnd(7), String(t.value ?? ''), width));
   const response = labelled('response: ', String(record.response ?? ''), width);
-  const rm = typeof record.reward_model === 'number' ? record.reward_model : undefined;
-  const total = typeof record.reward_total === 'number' ? record.reward_total : undefined;
-  const terms = [
-    `reward_total ${num(total)}`,
-    `= reward_model ${num(rm)}`,
-    `+ other terms ${rm !== undefined && total !== undefined ? num(total - rm) : '-'}`,
-    `(tokens ${num(record.response_tokens)}, eos ${num(record.ended_with_eos)}, caption_type ${num(record.caption_type)}, length_bonus ${num(record.length_bonus)})`,
-  ].join(' ');
-  return [head, ...prompt, response, wrap(terms, width).join('\n')].join('\n\n');
+  // every reward_* term the record carries (model, length, correctness, no_eos, ...)
+  const terms = Object.entries(record)
+    .filter(([k, v]) => k.startsWith('reward_') && k !== 'reward_total' && typeof v === 'number')
+    .map(([k, v]) => `${k.slice('reward_'.length)} ${(v as number).toFixed(3)}`);
+  const rewards = [
+    `reward_total ${typeof record.reward_total === 'number' ? record.reward_total.toFixed(3) : '-'}${terms.length ? ` (${terms.join(', ')})` : ''}`,
+    `kl_mean ${num(record.kl_mean)}, tokens ${num(record.response_tokens)}, eos ${num(record.ended_with_eos)}, caption_type ${num(record.caption_type)}, length_bonus ${num(record.length_bonus)}`,
+  ].join('\n');
+  return [head, ...prompt, response, wrap(rewards, width).join('\n')].join('\n\n');
 }
 
 /** Eval record: question | model answer | verdict, side by side. */

@@ -33,7 +33,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
 
   cli
     .command('run <file>', 'Run a pipeline definition file (or a bundled pipeline name such as sft-mix)')
-    .option('--set <key=value>', 'Set a pipeline parameter (repeatable)', { type: [String] })
+    .option('--set <key=value>', 'Set a pipeline parameter (repeatable)', { type: [] })
     .option('--out <dir>', 'Output folder (default runs/<pipeline name>)')
     .option('--seed <n>', 'Run seed (default 1)')
     .option('--partition <i/n>', 'Process partition i of n (0-based); merge the parts with `pipeline merge`')

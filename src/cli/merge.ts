@@ -10,7 +10,8 @@ export async function mergeCommand(out: string, dirs: readonly string[], flags: 
     return 0;
   }
   const m = result.manifest;
-  const rel = path.relative(process.cwd(), result.out) || '.';
+  const r = path.relative(process.cwd(), result.out);
+  const rel = r === '' ? '.' : r.startsWith('..') ? result.out : r;
   io.out(`merged ${result.partitions} partitions: ${m.total_rows} rows in ${m.shards.length} shards, ${m.rejected.count} rejected -> ${rel}/manifest.json`);
   return 0;
 }

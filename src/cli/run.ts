@@ -20,7 +20,8 @@ export interface RunFlags {
 
 function list(v: RunFlags['set']): string[] {
   if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).map(String);
+  // cac's array type turns an absent flag into [undefined]
+  return (Array.isArray(v) ? v : [v]).filter((x) => x !== undefined).map(String);
 }
 
 function seedFlag(v: RunFlags['seed']): number | undefined {
@@ -55,7 +56,11 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
       log: flags.quiet ? undefined : (m) => io.err(m),
     });
     progress?.close();
-    const rel = (p: string) => path.relative(process.cwd(), p) || '.';
+    // paths under the working folder read shorter relative; others stay absolute
+    const rel = (p: string) => {
+      const r = path.relative(process.cwd(), p);
+      return r === '' ? '.' : r.startsWith('..') || path.isAbsolute(r) ? p : r;
+    };
     for (const flow of summary.flows) {
       io.out(`\nflow "${flow.name}"`);
       io.out(formatSummaryTable(flow.stages));

@@ -58,7 +58,8 @@ export type QuestionFrame =
 
 const SHAPE_SET = new Set<string>(SHAPES);
 const COLOR_SET = new Set<string>(COLORS);
-const BACKGROUND_WORDS = new Set<string>([...COLORS, ...BACKGROUNDS, 'gray']);
+// Background colours: ours, plus common ones a model might say instead (so they can be wrong).
+const BACKGROUND_WORDS = new Set<string>([...COLORS, ...BACKGROUNDS, 'gray', 'brown', 'pink', 'tan', 'cream', 'beige']);
 const SIZE_MAP: Record<string, Size> = { small: 'small', little: 'small', tiny: 'small', large: 'large', big: 'large', huge: 'large' };
 const GENERIC = new Set(['shape', 'shapes', 'object', 'objects', 'item', 'items', 'figure', 'figures']);
 const DETERMINERS = new Set(['a', 'an', 'the', 'this', 'that', 'any', 'some', 'each', 'every']);
@@ -195,6 +196,32 @@ function relationAt(toks: readonly string[], i: number): { relation: Relation; n
   return null;
 }
 
+/** "is [not] [a|an] small/red [and ...]" after a phrase, unless a noun follows or it contradicts the phrase. */
+function readPredicate(toks: readonly string[], j: number, spec: ObjectSpec): { add: ObjectSpec; end: number; negated: boolean } | null {
+  if (toks[j] !== 'is' && toks[j] !== 'are') return null;
+  let k = j + 1;
+  let negated = false;
+  if (toks[k] === 'not') {
+    negated = true;
+    k++;
+  }
+  if (toks[k] === 'a' || toks[k] === 'an') k++;
+  const add: ObjectSpec = {};
+  let any = false;
+  while (k < toks.length && (SIZE_MAP[toks[k]!] || COLOR_SET.has(toks[k]!) || (toks[k] === 'and' && any && (SIZE_MAP[toks[k + 1] ?? ''] || COLOR_SET.has(toks[k + 1] ?? ''))))) {
+    const w = toks[k]!;
+    if (SIZE_MAP[w]) add.size = SIZE_MAP[w];
+    else if (COLOR_SET.has(w)) add.color = w as Color;
+    any = any || w !== 'and';
+    k++;
+  }
+  if (!any) return null;
+  const nextIsHead = toks[k] !== undefined && (singular(toks[k]!) !== null || GENERIC.has(toks[k]!));
+  const conflict = (add.color && spec.color && add.color !== spec.color) || (add.size && spec.size && add.size !== spec.size);
+  if (nextIsHead || conflict) return null;
+  return { add, end: k, negated };
+}
+
 function isNegation(tok: string): boolean {
   return NEGATIONS.has(tok) || tok.endsWith("n't");
 }
@@ -270,44 +297,12 @@ function sentenceClaims(sentence: string): { claims: Claim[]; phrases: { np: Nou
     }
     // "no red circle or blue star": the negation carries over "or"/"nor"
     const between = lastEnd >= 0 ? toks.slice(lastEnd, np.start) : [];
-    const negated = clauseNegated || (prevNegated && between.length === 1 && (between[0] === 'or' || between[0] === 'nor'));
+    const negated: boolean = clauseNegated || (prevNegated && between.length === 1 && (between[0] === 'or' || between[0] === 'nor'));
     let j = np.end;
-    // predicate: "is [not] [a|an] small/red ..."
-    if ((toks[j] === 'is' || toks[j] === 'are') && !np.vacuous) {
-      let k = j + 1;
-      let predNeg = false;
-      if (toks[k] === 'not') {
-        predNeg = true;
-        k++;
-      }
-      if (toks[k] === 'a' || toks[k] === 'an') k++;
-      const add: ObjectSpec = {};
-      let any = false;
-      while (k < toks.length && (SIZE_MAP[toks[k]!] || COLOR_SET.has(toks[k]!) || (toks[k] === 'and' && any))) {
-        const w = toks[k]!;
-        if (SIZE_MAP[w]) add.size = SIZE_MAP[w];
-        else if (COLOR_SET.has(w)) add.color = w as Color;
-        any = any || w !== 'and';
-        k++;
-      }
-      const nextIsHead = toks[k] !== undefined && (singular(toks[k]!) || GENERIC.has(toks[k]!));
-      const conflict = (add.color && np.spec.color && add.color !== np.spec.color) || (add.size && np.spec.size && add.size !== np.spec.size);
-      if (any && !nextIsHead && !conflict) {
-        if (predNeg) {
-          // "the circle is not red": the thing exists, but not with that attribute
-          claims.push(objectClaim({ ...np.spec }, null, negated));
-          claims.push(objectClaim({ ...np.spec, ...add }, null, !negated));
-          phrases.push({ np, negated });
-          prevNegated = negated;
-          lastEnd = k;
-          i = k;
-          continue;
-        }
-        np.spec = { ...np.spec, ...add };
-        j = k;
-      }
-    }
-    // position after the phrase, possibly after link verbs ("can be seen at the top")
+    // predicate right after the phrase ("the circle is red") or after its position
+    // ("the shape at the top left is yellow"); then the position itself
+    let pred = np.vacuous ? null : readPredicate(toks, j, np.spec);
+    if (pred) j = pred.end;
     let k = j;
     while (LINK_VERBS.has(toks[k] ?? '') && !positionAt(toks, k) && !relationAt(toks, k)) k++;
     const pos = positionAt(toks, k);
@@ -316,9 +311,24 @@ function sentenceClaims(sentence: string): { claims: Claim[]; phrases: { np: Nou
       np.spec.position = pos.position;
       np.vacuous = false;
       j = pos.end;
+      if (!pred) {
+        pred = readPredicate(toks, j, np.spec);
+        if (pred) j = pred.end;
+      }
     } else if (fronted && !np.vacuous) {
       np.spec.position = fronted;
     }
+    if (pred?.negated) {
+      // "the circle is not red": the thing exists, but not with that attribute
+      claims.push(objectClaim({ ...np.spec }, null, negated));
+      claims.push(objectClaim({ ...np.spec, ...pred.add }, null, !negated));
+      phrases.push({ np, negated });
+      prevNegated = negated;
+      lastEnd = j;
+      i = j;
+      continue;
+    }
+    if (pred) np.spec = { ...np.spec, ...pred.add };
     if (!np.vacuous) fronted = undefined;
     // relation to a second phrase
     const rel = relationAt(toks, k);

@@ -43,11 +43,13 @@ export function createAdamW(params: readonly Parameter[], options: AdamWOptions 
   }
   if (!(o.eps > 0)) throw new InvalidOptionError('optimizer.eps', `must be positive, got ${o.eps}`);
   if (!(o.weightDecay >= 0)) throw new InvalidOptionError('optimizer.weightDecay', `must be >= 0, got ${o.weightDecay}`);
-  const slots = params.map((p) => ({
-    p,
-    m: tf.variable(tf.zeros(p.shape as number[]), false),
-    v: tf.variable(tf.zeros(p.shape as number[]), false),
-  }));
+  const zeros = (shape: readonly number[]) => {
+    const z = tf.zeros(shape as number[]);
+    const v = tf.variable(z, false);
+    z.dispose();
+    return v;
+  };
+  const slots = params.map((p) => ({ p, m: zeros(p.shape), v: zeros(p.shape) }));
   let step = 0;
   return {
     options: o,

@@ -132,10 +132,15 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activ
 export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   const [vocab, dim] = table.shape;
   // gatherND, not gather: wasm's GatherV2 is ~8x slower for row lookups
-  const op = customOp(([t], _save) => ({
-    value: tf.gatherND(t, tf.reshape(ids, [-1, 1])),
-    gradFunc: (dy: tf.Tensor) => tf.scatterND(tf.reshape(ids, [-1, 1]), dy, [vocab, dim]),
-  }));
+  const op = customOp(([t], save) => {
+    const idx = tf.reshape(ids, [-1, 1]);
+    // saved (kept) rather than closed over: the caller's ids may be disposed before backprop
+    save([idx]);
+    return {
+      value: tf.gatherND(t!, idx),
+      gradFunc: (dy, saved) => tf.scatterND(saved[0]!, dy, [vocab, dim]),
+    };
+  });
   return op(table) as tf.Tensor2D;
 }
 
@@ -176,7 +181,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, c] = saved as [tf.Tensor, tf.Tensor];
         const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI);
-        return tf.mul(dy, tf.add(c, tf.mul(xs, pdf)));
+        return tf.mul(dy, c);
       },
     };
   });

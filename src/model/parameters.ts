@@ -44,7 +44,9 @@ export function createParameterStore(rng: Rng, label = 'model'): ParameterStore 
       const values = new Float32Array(size);
       if (init.kind === 'ones') values.fill(1);
       else if (init.kind === 'normal') for (let i = 0; i < size; i++) values[i] = rng.normal() * init.std;
-      const variable = tf.variable(tf.tensor(values, shape, 'float32'), true, `${id}/${name}`);
+      const initial = tf.tensor(values, shape, 'float32');
+      const variable = tf.variable(initial, true, `${id}/${name}`);
+      initial.dispose();
       const p: Parameter = { name, group, shape: [...shape], decay: options.decay ?? shape.length >= 2, variable };
       byName.set(name, p);
       order.push(p);

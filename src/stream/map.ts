@@ -1,4 +1,4 @@
-import { BadRecordError, FactflowError, InvalidOptionError } from '../errors.ts';
+import { AbortedError, BadRecordError, FactflowError, InvalidOptionError } from '../errors.ts';
 import { originLocation, originOf } from './origin.ts';
 import type { Stage, StageContext } from './stage.ts';
 
@@ -54,6 +54,7 @@ async function* serial<I, O>(fn: MapFn<I, O | typeof DROP>, input: AsyncIterable
   let index = 0;
   try {
     for await (const x of input) {
+      if (signal.aborted) throw abortedBy(ctx.signal);
       const i = index++;
       let y: O | typeof DROP;
       try {
@@ -96,6 +97,7 @@ async function* parallel<I, O>(fn: MapFn<I, O | typeof DROP>, input: AsyncIterab
       while (!inputDone && queue.length < concurrency) {
         const n = await Promise.race([it.next(), failure]);
         if (n.done) { inputDone = true; break; }
+        if (signal.aborted) throw abortedBy(ctx.signal);
         const p = start(n.value, index++);
         p.catch(() => {}); // reported through `failure`
         queue.push(p);
@@ -111,6 +113,11 @@ async function* parallel<I, O>(fn: MapFn<I, O | typeof DROP>, input: AsyncIterab
     // Early exit (error or downstream stopped): close upstream without waiting on a pull in progress.
     if (!inputDone) it.return?.()?.catch(() => {});
   }
+}
+
+/** What an operator throws when it sees its run aborted (cause: the abort reason). */
+export function abortedBy(signal: AbortSignal): AbortedError {
+  return new AbortedError('the run was aborted', { cause: signal.reason });
 }
 
 /** Stamps where the record came from: its origin, else its position in this stage's input. */

@@ -1,6 +1,6 @@
 import { AbortedError, InvalidOptionError } from '../errors.ts';
 import { channel } from './channel.ts';
-import { linkedController } from './map.ts';
+import { abortedBy, linkedController } from './map.ts';
 import type { Stage } from './stage.ts';
 
 export interface TeeOptions {
@@ -44,6 +44,7 @@ export function tee<T>(consume: TeeConsumer<T>, options: TeeOptions = {}): Stage
         for (;;) {
           const n = await Promise.race([it.next(), failure]);
           if (n.done) { inputDone = true; break; }
+          if (ctx.signal.aborted) throw abortedBy(ctx.signal);
           await ch.push(n.value);
           yield n.value;
         }

@@ -85,18 +85,18 @@ test('answer_types=all, jsonl, max_rounds: every question in order', async (t) =
 
 test('bad params fail before any work, naming the parameter', async (t) => {
   const out = path.join(tmp, 'bad');
-  const err = await runPipeline(sftMix, { out, params: { vqav2: EMMA, answer_types: 'yes/no,colour' }, cwd: ROOT }).catch((e: unknown) => e as FactflowError);
-  t.is(err.code, 'FF_ERR_INVALID_OPTION');
-  t.regex(err.message, /option "params\.answer_types": unknown answer type "colour"/);
+  const err = await runPipeline(sftMix, { out, params: { vqav2: EMMA, answer_types: 'yes/no,colour' }, cwd: ROOT }).then(() => undefined, (e: unknown) => e as FactflowError);
+  t.is(err?.code, 'FF_ERR_INVALID_OPTION');
+  t.regex(err!.message, /option "params\.answer_types": unknown answer type "colour"/);
 });
 
 test('a missing vqav2 folder: a clear error naming it', async (t) => {
   const dir = path.join(tmp, 'nowhere');
-  const err = await runPipeline(sftMix, { out: path.join(tmp, 'missing'), params: { vqav2: dir }, cwd: ROOT }).catch((e: unknown) => e as FactflowError);
-  t.is(err.code, 'FF_ERR_BAD_INPUT');
-  t.is(err.file, dir);
+  const err = await runPipeline(sftMix, { out: path.join(tmp, 'missing'), params: { vqav2: dir }, cwd: ROOT }).then(() => undefined, (e: unknown) => e as FactflowError);
+  t.is(err?.code, 'FF_ERR_BAD_INPUT');
+  t.is(err?.file, dir);
   // named as the source's problem even though the sink asked for the inputs first
-  t.true(err.message.startsWith(`${dir}, stage "vqav2": no such folder`));
+  t.true(err!.message.startsWith(`${dir}, stage "vqav2": no such folder`));
 });
 
 test('without a vqav2 folder it uses the shapes world (reused when already made)', async (t) => {

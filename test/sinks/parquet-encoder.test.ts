@@ -30,7 +30,7 @@ function rollouts(n: number): Rollout[] {
       values: floats(),
       reward_model: rng.normal(),
       reward_total: rng.normal(),
-      reward_length: -0.1 * tokens,
+      reward_length: tokens ? -0.1 * tokens : 0,
       reward_correctness: i % 2,
       reward_no_eos: i % 4 === 0 ? -8 : 0,
       kl_mean: rng.next() / 3,

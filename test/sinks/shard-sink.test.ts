@@ -286,3 +286,54 @@ test('zstd is refused with a clear reason where this Node cannot compress it', (
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.regex(err!.message, /option "codec": unsupported Parquet codec "zstd" \(zstd needs Node >= 22.15/);
 });
+
+test('through runFlow: shards -> shards copies records, fingerprints inputs and counts rejections', async (t) => {
+  const { runFlow } = await import('../../src/stream/flow.ts');
+  const records: unknown[] = makeConversations(60);
+  records.splice(10, 0, { ...(records[0] as object), id: '' });
+  const src = await writeShards(records as Conversation[], { format: 'jsonl', validate: false, maxRows: 25 });
+  const out = await tmpDir();
+  const result = await runFlow(
+    { source: shardSource({ path: src.dir }), sink: shardSink({ dir: out, schema: conversationSchema, maxRows: 40 }) },
+    { seed: 3, params: { note: 'copy' }, deadLetterPath: path.join(out, 'rejected.jsonl') },
+  );
+  const manifest = result.result as Manifest;
+  t.is(manifest.total_rows, 60);
+  t.deepEqual(manifest.rejected, { count: 1, path: 'rejected.jsonl' });
+  t.deepEqual(manifest.inputs, src.manifest.shards.map((s) => ({ path: path.join(src.dir, s.path), bytes: s.bytes, sha256: s.sha256 })));
+  t.deepEqual(manifest.params, { note: 'copy' });
+  t.is(manifest.seed, 3);
+  const letters = (await fsp.readFile(path.join(out, 'rejected.jsonl'), 'utf8')).trim().split('\n');
+  t.is(letters.length, 1);
+  t.regex(letters[0]!, /field \\"id\\" is empty/);
+  t.deepEqual(await collect(shardSource({ path: out, schema: conversationSchema }).read(fakeSourceContext())), makeConversations(60));
+});
+
+test('a writer killed with SIGKILL midway resumes to byte-identical shards', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const records = makeConversations(400);
+  const clean = await writeShards(records, { maxRows: 50, rowGroupRows: 20 });
+  const dir = await tmpDir();
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'kill-writer.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, '400', '5'], { stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const shardsDone = async (): Promise<number> => {
+    try {
+      return (JSON.parse(await fsp.readFile(path.join(dir, '.partial', 'state.json'), 'utf8')) as { shards: unknown[] }).shards.length;
+    } catch {
+      return 0;
+    }
+  };
+  const deadline = Date.now() + 60_000;
+  while ((await shardsDone()) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  child.kill('SIGKILL');
+  t.is(await exited, 'SIGKILL', 'the writer finished before it could be killed');
+  const kept = await shardsDone();
+  t.true(kept >= 2 && kept < 8, `kept ${kept} shards`);
+  await t.throwsAsync(fsp.access(path.join(dir, 'manifest.json')));
+
+  const resumed = await writeShards(records, { maxRows: 50, rowGroupRows: 20 }, {}, dir);
+  t.is(resumed.ctx.notes.length, 8 - kept);
+  t.deepEqual(resumed.manifest, clean.manifest);
+  t.deepEqual(await sha256s(dir, resumed.manifest), clean.manifest.shards.map((s) => s.sha256));
+});

@@ -243,6 +243,32 @@ test('wrong field types, an unknown answer type, an orphan and a duplicate annot
   t.is(stats.annotations, stats.emitted + stats.filtered + 7);
 });
 
+test('question-side problems and an image id that disagrees with the question', async (t) => {
+  const { dir, annotations } = await editedPair((doc) => {
+    doc.annotations[4]!.image_id = 403386; // the question 403385001 says image 403385
+  }, (doc) => {
+    const qs = doc.questions as unknown[];
+    qs[1] = 'not an object';
+    (qs[5] as Record<string, unknown>).question_id = 403385000; // the same id as questions[3]
+    (qs[6] as Record<string, unknown>).question = '  ';
+  });
+  const q = path.join(dir, 'v2_OpenEnded_mscoco_train2014_questions.json');
+  const { rejections, stats } = await read({ dir });
+  const reasons = rejections.map((r) => r.reason);
+  t.is(reasons[0], 'question #1 must be an object, got string "not an object"');
+  t.regex(reasons[1]!, /^duplicate question_id 403385000 \(first at byte \d+, line \d+\)$/);
+  t.is(reasons[2], 'question 37777000 has an empty "question" text');
+  t.deepEqual(reasons.slice(3), [
+    `annotation for question_id 6818001: no such question in ${q}`,
+    'annotation for question_id 403385001 has image_id 403386 but the question has image_id 403385',
+    `annotation for question_id 403385002: no such question in ${q}`,
+    `annotation for question_id 37777000: no such question in ${q}`,
+  ]);
+  t.is(rejections[4]!.origin!.file, annotations);
+  t.is(rejections[1]!.origin!.index, 5);
+  t.like(stats, { questions: 53, annotations: 53, emitted: 49, rejected: 7 });
+});
+
 test('in = out + rejected through runFlow, and the dead-letter lines name file and position', async (t) => {
   const { dir } = await editedPair((doc) => {
     doc.annotations[7]!.answer_type = 'color';

@@ -256,3 +256,17 @@ test('runFlow reports source and sink counts to the progress sink; batch rows ar
   t.true(events.includes('stop mixflow: collect'));
   t.deepEqual(res.stages[1], { name: 'batch(4)', in: 10, out: 3, rejected: 0, conserves: false });
 });
+
+test('a stage whose run() throws synchronously fails with its own name; a sink that swallows errors does not hide them', async (t) => {
+  const dl = join(await tempDir(), 'dl.jsonl');
+  const broken: Stage<number, number> = { name: 'broken', run() { throw new TypeError('no iterable'); } };
+  let err = await t.throwsAsync(runFlow({ source: arraySource('s', [1, 2]), stages: [broken], sink: collectSink<number>() }, { seed: 1, deadLetterPath: dl }));
+  t.is((err as { stage?: string }).stage, 'broken');
+
+  const boom = map((x: number) => { if (x === 2) throw new Error('lost?'); return x; }, { name: 'boom' });
+  err = await t.throwsAsync(runFlow({
+    source: arraySource('s', [1, 2, 3]), stages: [boom],
+    sink: { name: 'lenient', async write(input) { try { for await (const _ of input); } catch { /* swallowed */ } return 0; } },
+  }, { seed: 1, deadLetterPath: dl }));
+  t.regex(err!.message, /stage "boom".*lost\?/);
+});

@@ -95,3 +95,16 @@ test('filter keeps matching records in order and is built on map', async (t) => 
   t.is(f.conserves, false);
   t.deepEqual(await runStage(f, [1, 2, 3, 4, 5, 6, 8]), [2, 4, 6, 8]);
 });
+
+test('map used on its own stops with FF_ERR_ABORTED when its context aborts', async (t) => {
+  const ac = new AbortController();
+  const ctx = { ...testContext(), signal: ac.signal };
+  async function* src(): AsyncGenerator<number> { for (let i = 0; ; i++) { await sleep(1); yield i; } }
+  const seen: number[] = [];
+  const err = await t.throwsAsync((async () => {
+    for await (const x of map((v: number) => v).run(src(), ctx)) { seen.push(x); if (x === 3) ac.abort('enough'); }
+  })());
+  t.is((err as { code?: string }).code, 'FF_ERR_ABORTED');
+  t.is((err as Error).cause, 'enough');
+  t.deepEqual(seen, [0, 1, 2, 3]);
+});
