@@ -97,6 +97,14 @@ interface CaseResult { seconds: number; cpuSeconds: number; records: number; max
 
 async function runCaseHere(name: string, dir: string): Promise<CaseResult> {
   const file = path.join(dir, A_FILE);
+  // modules load (and tsx compiles them) before the clocks start
+  const { jsonArrayRecords } = await import('../sources/json-records.ts');
+  const convertModules = name === 'convert'
+    ? await Promise.all([
+      import('../src/stream/flow.ts'), import('../sources/vqav2.ts'), import('../transforms/vqav2-multiround.ts'),
+      import('../sinks/shard-sink.ts'), import('../schemas/conversation.ts'),
+    ])
+    : undefined;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   let records = 0;
@@ -107,16 +115,11 @@ async function runCaseHere(name: string, dir: string): Promise<CaseResult> {
     const whole = JSON.parse(text) as { annotations: unknown[] };
     records = whole.annotations.length;
   } else if (name === 'json-records') {
-    const { jsonArrayRecords } = await import('../sources/json-records.ts');
     for await (const r of jsonArrayRecords(file, { key: 'annotations' })) {
       if (r.value !== null) records++;
     }
-  } else if (name === 'convert') {
-    const { runFlow } = await import('../src/stream/flow.ts');
-    const { vqav2Source } = await import('../sources/vqav2.ts');
-    const { vqav2Multiround } = await import('../transforms/vqav2-multiround.ts');
-    const { shardSink } = await import('../sinks/shard-sink.ts');
-    const { conversationSchema } = await import('../schemas/conversation.ts');
+  } else if (name === 'convert' && convertModules) {
+    const [{ runFlow }, { vqav2Source }, { vqav2Multiround }, { shardSink }, { conversationSchema }] = convertModules;
     const out = await mkdtemp(path.join(os.tmpdir(), 'ff-bench-vqav2-'));
     try {
       const source = vqav2Source({ dir });

@@ -68,11 +68,14 @@ export async function readManifest(dir: string, fileName = MANIFEST_FILE): Promi
     text = await fsp.readFile(file, 'utf8');
   } catch (cause) {
     const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new BadInputError(missing ? 'no shard manifest here' : 'cannot read the shard manifest', {
-      file,
-      cause,
-      fix: missing ? 'point at a folder written by a shard sink (it has manifest.json), or finish/rerun the run that writes it' : undefined,
-    });
+    let fix: string | undefined;
+    if (missing) {
+      const names = await fsp.readdir(dir).catch(() => [] as string[]);
+      fix = names.some((n) => /^manifest\.part-\d{5}-of-\d{5}\.json$/.test(n))
+        ? 'this folder holds partition runs; combine them with `pipeline merge` first'
+        : 'point at a folder written by a shard sink (it has manifest.json), or finish/rerun the run that writes it';
+    }
+    throw new BadInputError(missing ? 'no shard manifest here' : 'cannot read the shard manifest', { file, cause, fix });
   }
   let value: unknown;
   try {

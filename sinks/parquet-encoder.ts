@@ -5,7 +5,6 @@
  * list<struct<from, value>>. No timestamps or random ids: the same records give the
  * same bytes.
  */
-import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 import * as zlib from 'node:zlib';
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
 import type { CompressionCodec } from 'hyparquet';
@@ -33,8 +32,8 @@ const CODEC_NAMES: Record<ParquetCodec, CompressionCodec> = {
 
 // Node's gzip header has mtime 0, so gzip output is deterministic like the others.
 const COMPRESSORS = {
-  GZIP: (input: Uint8Array): Uint8Array => gzipSync(input, { level: 6 }),
-  BROTLI: (input: Uint8Array): Uint8Array => brotliCompressSync(input, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 5 } }),
+  GZIP: (input: Uint8Array): Uint8Array => zlib.gzipSync(input, { level: 6 }),
+  BROTLI: (input: Uint8Array): Uint8Array => zlib.brotliCompressSync(input, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } }),
   ...(zstdCompress ? { ZSTD: (input: Uint8Array): Uint8Array => zstdCompress(input) } : {}),
 };
 
@@ -44,7 +43,6 @@ export function checkParquetCodec(codec: unknown, option = 'codec'): ParquetCode
   const why = codec === 'zstd' ? ' (zstd needs Node >= 22.15; this Node has no zlib zstd)' : '';
   throw new InvalidOptionError(option, `unsupported Parquet codec ${JSON.stringify(codec)}${why}; use one of ${PARQUET_CODECS.join(', ')}`);
 }
-
 
 /** The Parquet schema (flattened SchemaElements, root first) of a field list. */
 export function parquetSchemaElements(fields: readonly FieldSpec[]): SchemaElement[] {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { listPipelines } from '../pipeline/list-pipelines.ts';
 import type { CliIo } from './io.ts';
-import { wrap } from './format.ts';
+import { labelled, wrap } from './format.ts';
 
 /** `pipeline list`: every definition in ./pipelines with its description and parameters. */
 export async function listCommand(flags: { dir?: string; json?: boolean }, io: CliIo): Promise<number> {
@@ -23,7 +23,7 @@ export async function listCommand(flags: { dir?: string; json?: boolean }, io: C
       const width = Math.max(...params.map(([k, s]) => `${k}=${String(s.default)}`.length));
       for (const [key, spec] of params) {
         const kind = spec.type === 'enum' ? spec.values.join('|') : spec.type;
-        io.out(`    --set ${`${key}=${String(spec.default)}`.padEnd(width)}  ${kind}: ${spec.description}`);
+        io.out(labelled(`    --set ${`${key}=${String(spec.default)}`.padEnd(width)}  `, `${kind}: ${spec.description}`, io.columns));
       }
     }
     io.out('');

@@ -181,7 +181,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, c] = saved as [tf.Tensor, tf.Tensor];
         const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI);
-        return tf.mul(dy, c);
+        return tf.mul(dy, tf.add(c, tf.mul(xs, pdf)));
       },
     };
   });

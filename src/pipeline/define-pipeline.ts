@@ -11,9 +11,15 @@ export type ParamSpec =
 
 export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
 
-/** The resolved value type of each parameter. */
+/** The resolved value type of each parameter (an enum's is the union of its values). */
 export type ParamValues<P extends ParamSpecs> = {
-  readonly [K in keyof P]: P[K] extends { type: 'number' } ? number : P[K] extends { type: 'boolean' } ? boolean : string;
+  readonly [K in keyof P]: P[K] extends { type: 'number' }
+    ? number
+    : P[K] extends { type: 'boolean' }
+      ? boolean
+      : P[K] extends { type: 'enum'; values: readonly (infer V extends string)[] }
+        ? V
+        : string;
 };
 
 /** A linear data flow: one source, stages, one sink. */

@@ -29,7 +29,13 @@ async function fakeServer(script: Handler[]): Promise<Fake> {
     req.on('end', () => {
       active++;
       fake.maxConcurrent = Math.max(fake.maxConcurrent, active);
-      res.on('close', () => active--);
+      let done = false;
+      const release = () => {
+        if (!done) active--;
+        done = true;
+      };
+      res.once('finish', release);
+      res.once('close', release);
       calls.push({ auth: req.headers.authorization, body });
       const h = script[Math.min(calls.length - 1, script.length - 1)]!;
       h(req, body, res);

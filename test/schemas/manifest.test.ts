@@ -66,3 +66,11 @@ for (const [name, content, message] of invalid) {
     t.true(err!.message.startsWith(path.join(dir, 'manifest.json')));
   });
 }
+
+test('a folder of unmerged partitions says to merge them', async (t) => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-manifest-'));
+  await writeManifestAtomic(dir, { ...manifest, partition: { index: 0, count: 2 } }, partitionManifestName(0, 2));
+  const err = await t.throwsAsync(readManifest(dir));
+  t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');
+  t.regex(err!.message, /manifest\.json: no shard manifest here Fix: this folder holds partition runs; combine them with `pipeline merge` first$/);
+});

@@ -7,7 +7,7 @@ import { runStage } from '../sources/harness.ts';
 const rec = (id: string, text: string) => ({ id, image: 'a.jpg', conversations: [{ from: 'human', value: `<image>\n${text}` }, { from: 'gpt', value: 'Ok.' }] });
 
 test('word estimate: drops records over the limit, reports a histogram', async (t) => {
-  const stage = tokenLength({ maxTokens: 20, bins: [8, 16, 32] });
+  const stage = tokenLength<ReturnType<typeof rec>>({ maxTokens: 20, bins: [8, 16, 32] });
   const input = [rec('a', 'one two three'), rec('b', 'word '.repeat(12)), rec('c', 'word '.repeat(30))];
   const { items, rejected, notes } = await runStage(stage, input);
   t.deepEqual(items.map((r) => r.id), ['a', 'b']);

@@ -1,0 +1,109 @@
+import test from 'ava';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { COLORS, SHAPES } from '../../schemas/shapes-world.ts';
+import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
+import { encodeConversation, encodePrompt, VICUNA_SYSTEM_PROMPT, type Turn } from '../../src/model/chat-template.ts';
+import { loadTokenizer, tokenizerFromJson } from '../../src/model/tokenizer.ts';
+
+function corpus(): string[] {
+  const lines = [VICUNA_SYSTEM_PROMPT, 'USER: ASSISTANT:', 'Answer the question using a single word or phrase.', 'Yes', 'No'];
+  for (const c of COLORS) for (const s of SHAPES) {
+    lines.push(`Is there a ${c} ${s} in the image?`, `There is a small ${c} ${s} [0.120,0.340,0.560,0.980] and a large ${s}.`);
+  }
+  return lines;
+}
+
+const json = buildTokenizer(corpus(), { vocabSize: 400 });
+const tok = tokenizerFromJson(json, tokenizerConfigFor());
+
+test('built tokenizer: specials at LLaMA ids, round trip, frequent words are single tokens', (t) => {
+  t.is(tok.unkId, 0); t.is(tok.bosId, 1); t.is(tok.eosId, 2); t.is(tok.padId, 3); t.is(tok.imageId, 4);
+  const text = 'Is there a red circle in the image? Yes, a small red circle [0.120,0.340,0.560,0.980].';
+  t.is(tok.decode(tok.encode(text)), text);
+  t.deepEqual(tok.encode('red circle').map((id) => tok.idToToken(id)), ['\u2581red', '\u2581circle']);
+  t.deepEqual(tok.encode('circle?').map((id) => tok.idToToken(id)), ['\u2581circle', '?']);
+  t.true(tok.vocabSize <= 400 && tok.vocabSize > 100);
+  t.is(tok.decode([tok.bosId, ...tok.encode('Yes'), tok.eosId]), 'Yes');
+  t.is(tok.decode([...tok.encode('Yes'), tok.eosId], { skipSpecial: false }), 'Yes</s>');
+  t.is(tok.decode([]), '');
+});
+
+test('built tokenizer: deterministic and loads from a file through the Hugging Face path', async (t) => {
+  t.deepEqual(buildTokenizer(corpus(), { vocabSize: 400 }), json);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-tok-'));
+  await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+  const loaded = await loadTokenizer(dir);
+  t.deepEqual(loaded.encode('Is there a blue star?'), tok.encode('Is there a blue star?'));
+  t.is(loaded.eosId, 2);
+});
+
+test('loadTokenizer: a missing file and a non-tokenizer give FF_ERR_BAD_INPUT naming the file', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-tok-'));
+  const e1 = await t.throwsAsync(loadTokenizer(path.join(dir, 'nope.json')));
+  t.is((e1 as { code?: string }).code, 'FF_ERR_BAD_INPUT');
+  t.true(e1!.message.includes('nope.json'));
+  await writeFile(path.join(dir, 'tokenizer.json'), '{"version": "1.0"}');
+  const e2 = await t.throwsAsync(loadTokenizer(dir));
+  t.is((e2 as { code?: string }).code, 'FF_ERR_BAD_INPUT');
+  t.true(e2!.message.includes(path.join(dir, 'tokenizer.json')));
+});
+
+test('chat template: Vicuna v1 layout, image expansion, and a loss mask exactly on the answers and their </s>', (t) => {
+  const turns: Turn[] = [
+    { from: 'human', value: '<image>\nIs there a red circle?' },
+    { from: 'gpt', value: 'Yes' },
+    { from: 'human', value: 'Is there a blue star?' },
+    { from: 'gpt', value: 'No, there is a green star.' },
+  ];
+  const enc = encodeConversation(tok, turns, { imageTokens: 4 });
+  const E = (s: string) => tok.encode(s);
+  // built by hand, piece by piece
+  const expected: [number[], 0 | 1][] = [
+    [[tok.bosId], 0],
+    [E(`${VICUNA_SYSTEM_PROMPT} USER:`), 0],
+    [[4, 4, 4, 4], 0],
+    [E('Is there a red circle? ASSISTANT:'), 0],
+    [E('Yes'), 1], [[tok.eosId], 1],
+    [E('USER: Is there a blue star? ASSISTANT:'), 0],
+    [E('No, there is a green star.'), 1], [[tok.eosId], 1],
+  ];
+  const ids = expected.flatMap(([x]) => x);
+  const mask = expected.flatMap(([x, m]) => x.map(() => m));
+  t.deepEqual(enc.ids, ids);
+  t.deepEqual(enc.lossMask, mask);
+  const imgStart = 1 + E(`${VICUNA_SYSTEM_PROMPT} USER:`).length;
+  t.deepEqual(enc.imagePositions, [imgStart, imgStart + 1, imgStart + 2, imgStart + 3]);
+  // token by token: the masked tokens decode to exactly the two answers with their </s>
+  const masked = enc.ids.filter((_, i) => enc.lossMask[i] === 1);
+  t.is(tok.decode(masked, { skipSpecial: false }), 'Yes</s> No, there is a green star.</s>');
+  t.is(enc.lossMask.filter((m) => m === 1).length, E('Yes').length + E('No, there is a green star.').length + 2);
+  // the full text reads as the Vicuna template
+  t.is(tok.decode(enc.ids.filter((id) => id !== 4), { skipSpecial: false }),
+    `<s> ${VICUNA_SYSTEM_PROMPT} USER: Is there a red circle? ASSISTANT: Yes</s> USER: Is there a blue star? ASSISTANT: No, there is a green star.</s>`);
+});
+
+test('chat template: the generation prompt is the exact prefix of the training sequence', (t) => {
+  const turns: Turn[] = [{ from: 'human', value: '<image>\nIs there a red circle?' }, { from: 'gpt', value: 'Yes' }];
+  const full = encodeConversation(tok, turns, { imageTokens: 3 });
+  const prompt = encodePrompt(tok, turns.slice(0, 1), { imageTokens: 3 });
+  t.deepEqual(full.ids.slice(0, prompt.ids.length), prompt.ids);
+  t.deepEqual(prompt.imagePositions, full.imagePositions);
+  t.is(full.lossMask.indexOf(1), prompt.ids.length);
+  t.true(tok.decode(prompt.ids).endsWith('ASSISTANT:'));
+  // without an image budget the tag is dropped
+  const noImg = encodePrompt(tok, [{ from: 'human', value: '<image>\nHi' }], { imageTokens: 0 });
+  t.deepEqual(noImg.imagePositions, []);
+  t.false(noImg.ids.includes(tok.imageId));
+});
+
+test('chat template: bad conversations give FF_ERR_BAD_RECORD with the turn', (t) => {
+  const e1 = t.throws(() => encodeConversation(tok, [{ from: 'human', value: 'a' }, { from: 'gpt', value: 'b' }, { from: 'human', value: '<image> c' }, { from: 'gpt', value: 'd' }], { imageTokens: 2 }));
+  t.is((e1 as { code?: string }).code, 'FF_ERR_BAD_RECORD');
+  t.regex(e1!.message, /turn 2/);
+  const e2 = t.throws(() => encodeConversation(tok, [{ from: 'gpt', value: 'a' }], { imageTokens: 2 }));
+  t.regex(e2!.message, /turn 0 is from "gpt"/);
+  const e3 = t.throws(() => encodePrompt(tok, [{ from: 'human', value: 'a' }, { from: 'gpt', value: 'b' }], { imageTokens: 2 }));
+  t.regex(e3!.message, /ends with a "gpt" turn/);
+});

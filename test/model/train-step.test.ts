@@ -1,0 +1,124 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { Rng } from '../../src/stream/random.ts';
+import { TINY_MODEL_CONFIG, imageTokenCount } from '../../src/model/config.ts';
+import { createModel } from '../../src/model/multimodal-model.ts';
+import { createAdamW } from '../../src/model/adamw.ts';
+import { cosineSchedule } from '../../src/model/schedule.ts';
+import { applyGradients, computeGradients, lossTargets, trainStep, type TrainBatch } from '../../src/model/train-step.ts';
+import { createParameterStore } from '../../src/model/parameters.ts';
+
+tf.env().set('PROD', true);
+await tf.setBackend('wasm');
+
+const cfg = TINY_MODEL_CONFIG;
+function batch(seed: number): TrainBatch {
+  const rng = new Rng(seed);
+  const B = 4, T = 16, n = imageTokenCount(cfg);
+  const imagePositions = new Int32Array(B * n).fill(-1);
+  for (let b = 0; b < 3; b++) for (let k = 0; k < n; k++) imagePositions[b * n + k] = 1 + k;
+  const attentionMask = new Uint8Array(B * T).fill(1);
+  attentionMask.fill(0, T - 3, T); // row 0 right-padded
+  const lossMask = new Uint8Array(B * T);
+  for (let b = 0; b < B; b++) lossMask.fill(1, b * T + 9, b * T + (b === 0 ? T - 3 : T));
+  return {
+    batch: B, length: T, attentionMask, imagePositions, lossMask,
+    ids: Int32Array.from({ length: B * T }, () => 5 + rng.int(cfg.language.vocabSize - 5)),
+    images: Float32Array.from({ length: B * cfg.vision.imageSize ** 2 * 3 }, () => rng.normal()),
+  };
+}
+
+test.serial('overfits one batch: loss falls far; memory stays flat across steps', (t) => {
+  const m = createModel(cfg, { seed: 2 });
+  const opt = createAdamW(m.parameters(), { weightDecay: 0.01 });
+  const b = batch(1);
+  const first = trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
+  const tensors = tf.memory().numTensors;
+  let last = first;
+  for (let s = 0; s < 60; s++) {
+    last = trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
+    t.is(tf.memory().numTensors, tensors);
+  }
+  t.is(first.tokens, 4 + 3 * 7); // row 0: answer tokens 9..12 (then padding); rows 1-3: 9..15
+  t.true(last.loss < first.loss * 0.2, `loss ${first.loss} -> ${last.loss}`);
+  t.is(opt.step, 61);
+  m.dispose(); opt.dispose();
+});
+
+test('lossTargets: row t predicts token t+1 where the mask marks t+1', (t) => {
+  const r = lossTargets({ batch: 2, length: 4, ids: Int32Array.from([1, 7, 8, 2, 1, 9, 3, 3]), lossMask: Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 0]) });
+  t.deepEqual([...r.rows], [1, 2, 4]);
+  t.deepEqual([...r.targets], [8, 2, 9]);
+});
+
+test.serial('clipping: the reported norm is before clipping; the applied update equals lr * clipped Adam step', (t) => {
+  const store = createParameterStore(new Rng(1), 'clip');
+  const w = store.add('w', 'w', [2], { kind: 'zeros' });
+  const opt = createAdamW(store.list(), { beta1: 0.9, beta2: 0.999, eps: 1e-8 });
+  const grads = new Map([['w', tf.tensor1d([3, 4])]]);
+  const r = applyGradients(opt, grads, { lr: 0.1, clipNorm: 1 });
+  t.true(Math.abs(r.gradNorm - 5) < 1e-6);
+  // first Adam step: mhat/sqrt(vhat) = sign(g) (for any scaling), so w = -lr * sign(g)
+  const v = w.dataSync();
+  t.true(Math.abs(v[0]! + 0.1) < 1e-5 && Math.abs(v[1]! + 0.1) < 1e-5);
+  t.is(grads.size, 0, 'gradients disposed');
+  store.dispose(); opt.dispose();
+});
+
+test.serial('AdamW: decoupled weight decay only on matrices; two steps match a hand computation', (t) => {
+  const store = createParameterStore(new Rng(1), 'adamw');
+  const m = store.add('m', 'g', [1, 1], { kind: 'ones' });
+  const b = store.add('b', 'g', [1], { kind: 'ones' });
+  const opt = createAdamW(store.list(), { beta1: 0.5, beta2: 0.75, eps: 1e-12, weightDecay: 0.1 });
+  const lr = 0.01;
+  let pm = 1, pb = 1, mm = 0, vm = 0;
+  for (const g of [2, -1]) {
+    opt.apply(new Map([['m', tf.tensor2d([[g]])], ['b', tf.tensor1d([g])]]), lr);
+    const s = opt.step;
+    mm = 0.5 * mm + 0.5 * g; vm = 0.75 * vm + 0.25 * g * g;
+    const upd = (mm / (1 - 0.5 ** s)) / Math.sqrt(vm / (1 - 0.75 ** s));
+    pm = pm - lr * (upd + 0.1 * pm);
+    pb = pb - lr * upd;
+  }
+  t.true(Math.abs(m.dataSync()[0]! - pm) < 1e-6, `${m.dataSync()[0]} vs ${pm}`);
+  t.true(Math.abs(b.dataSync()[0]! - pb) < 1e-6);
+  store.dispose(); opt.dispose();
+});
+
+test.serial('a non-finite gradient skips the update', (t) => {
+  const store = createParameterStore(new Rng(1), 'nan');
+  const w = store.add('w', 'w', [2], { kind: 'ones' });
+  const opt = createAdamW(store.list());
+  const r = applyGradients(opt, new Map([['w', tf.tensor1d([NaN, 1])]]), { lr: 0.1 });
+  t.true(r.skipped);
+  t.deepEqual([...w.dataSync()], [1, 1]);
+  t.is(opt.step, 0);
+  store.dispose(); opt.dispose();
+});
+
+test.serial('computeGradients serves any loss (reward-style) and covers every parameter', (t) => {
+  const m = createModel(cfg, { seed: 3 });
+  const b = batch(2);
+  const { loss, grads } = computeGradients(m, () => {
+    const { hidden } = m.forward(b);
+    return tf.mean(m.rewardScores(hidden, b)) as tf.Scalar;
+  }, m.parameters().filter((p) => !p.name.startsWith('head.lm') && !p.name.startsWith('head.value')));
+  t.true(Number.isFinite(loss));
+  t.true(grads.has('vision.patch_embed.weight') && grads.has('head.reward.weight') && grads.has('lm.embed.weight'));
+  for (const g of grads.values()) g.dispose();
+  m.dispose();
+});
+
+test('cosine schedule: warmup, peak, half-way, floor', (t) => {
+  const lr = cosineSchedule({ peakLr: 1e-3, warmupSteps: 10, totalSteps: 110, minLr: 1e-4 });
+  t.true(Math.abs(lr(0) - 1e-4) < 1e-12);
+  t.true(Math.abs(lr(9) - 1e-3) < 1e-12);
+  t.true(Math.abs(lr(10) - 1e-3) < 1e-12);
+  t.true(Math.abs(lr(60) - 5.5e-4) < 1e-12);
+  t.is(lr(110), 1e-4);
+  t.is(lr(500), 1e-4);
+  const e = t.throws(() => cosineSchedule({ peakLr: 1e-3, warmupSteps: -1, totalSteps: 10 }));
+  t.is((e as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.regex(e!.message, /schedule\.warmupSteps/);
+});
