@@ -67,16 +67,21 @@ async function time(fn: () => Promise<number>): Promise<{ s: number; sum: number
   return { s: (d.user + d.system) / 1e6, sum };
 }
 
-/** Best of `reps` (the machine is shared; the best run is the least disturbed). */
-async function best(reps: number, fn: () => Promise<number>): Promise<number> {
-  let min = Infinity;
-  for (let r = 0; r < reps; r++) min = Math.min(min, (await time(fn)).s);
-  return min;
+/**
+ * Best of `reps` per case, the cases interleaved round by round so that each sees the same
+ * background load (the machine is shared; the best run is the least disturbed).
+ */
+async function bestOf(reps: number, cases: (() => Promise<number>)[]): Promise<number[]> {
+  const best = cases.map(() => Infinity);
+  for (let r = 0; r < reps; r++) {
+    for (let c = 0; c < cases.length; c++) best[c] = Math.min(best[c]!, (await time(cases[c]!)).s);
+  }
+  return best;
 }
 
 export const bench: BenchFn = async ({ quick }) => {
   const n = quick ? 100_000 : 1_000_000;
-  const reps = quick ? 2 : 3;
+  const reps = quick ? 3 : 5;
   const dir = await mkdtemp(join(tmpdir(), 'factflow-bench-backbone-'));
   const dl = join(dir, 'dead-letters.jsonl');
   try {
@@ -112,12 +117,7 @@ export const bench: BenchFn = async ({ quick }) => {
       if (got !== expect) throw new Error(`bench/backbone: checksum ${got} != ${expect}`);
     }
 
-    const tBare = await best(reps, bare);
-    const tChained = await best(reps, chained);
-    const tFlow = await best(reps, flowPerRecord);
-    const tBatched = await best(reps, flowBatched);
-    const tBareChunks = await best(reps, bareChunks);
-    const tFlowChunks = await best(reps, flowChunks);
+    const [tBare, tChained, tFlow, tBatched, tBareChunks, tFlowChunks] = (await bestOf(reps, [bare, chained, flowPerRecord, flowBatched, bareChunks, flowChunks])) as [number, number, number, number, number, number];
 
     const rss = `peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`;
     const row = (c: string, t: number, base: number, baseline: string, note?: string): BenchRow => ({

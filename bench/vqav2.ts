@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -83,7 +83,7 @@ async function generate(dir: string, total: number): Promise<void> {
   await Promise.all([q, a].map((s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())))));
   await rename(path.join(dir, Q_FILE + '.tmp'), path.join(dir, Q_FILE));
   await rename(path.join(dir, A_FILE + '.tmp'), path.join(dir, A_FILE));
-  await (await import('node:fs/promises')).writeFile(done, `${total}\n`);
+  await writeFile(done, `${total}\n`);
 }
 
 async function exists(file: string): Promise<boolean> {

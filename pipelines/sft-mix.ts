@@ -16,6 +16,7 @@
  *       --set flickr30k=data/flickr30k_entities --set llava=data/llava_instruct_150k.json --set images=data/images
  * Any input set to "none" is left out.
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { InvalidOptionError } from '../src/errors.ts';
@@ -135,10 +136,10 @@ export default definePipeline({
     if (flickrDir && p.flickr30k_max > 0) {
       let ids: string | undefined;
       if (p.flickr30k_ids !== '') {
-        const list = /^https?:/.test(flickrDir) ? `${flickrDir.replace(/\/+$/, '')}/${p.flickr30k_ids}` : path.join(flickrDir, p.flickr30k_ids);
+        const remote = /^https?:/.test(flickrDir);
+        const list = remote ? `${flickrDir.replace(/\/+$/, '')}/${p.flickr30k_ids}` : path.join(flickrDir, p.flickr30k_ids);
         // A local folder without the list converts every Sentences file.
-        if (/^https?:/.test(list) || (await import('node:fs/promises')).stat(list).then(() => true, () => false)) ids = await Promise.resolve(list);
-        if (/^https?:/.test(list) === false && !(await (await import('node:fs/promises')).stat(list).then(() => true, () => false))) ids = undefined;
+        if (remote || (await stat(list).then(() => true, () => false))) ids = list;
       }
       add('flickr30k', p.flickr30k_max, convertedSource<Conversation>({
         name: 'flickr30k', source: flickr30kEntitiesSource({ dir: flickrDir, ids }), limit: p.flickr30k_max,

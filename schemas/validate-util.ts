@@ -73,10 +73,21 @@ function checkStruct(fields: readonly FieldSpec[], value: Record<string, unknown
     if (reason) return reason;
   }
   // Unknown keys would be silently dropped by the columnar writers; say so instead.
-  for (const key of Object.keys(value)) {
-    if (!fields.some((f) => f.name === key)) return `field "${prefix ? `${prefix}.${key}` : key}" is not part of the schema.`;
+  const keys = Object.keys(value);
+  if (keys.length !== fields.length) {
+    const known = fieldNames(fields);
+    for (const key of keys) {
+      if (!known.has(key)) return `field "${prefix ? `${prefix}.${key}` : key}" is not part of the schema.`;
+    }
   }
   return null;
+}
+
+const namesCache = new WeakMap<readonly FieldSpec[], Set<string>>();
+function fieldNames(fields: readonly FieldSpec[]): Set<string> {
+  let names = namesCache.get(fields);
+  if (!names) namesCache.set(fields, (names = new Set(fields.map((f) => f.name))));
+  return names;
 }
 
 /** Checks a whole record's shape against its fields (types, nullability, no unknown keys). */

@@ -58,7 +58,7 @@ export function aokvqaSource(options: AokvqaSourceOptions): Source<AokvqaItem> {
     async *read(ctx: SourceContext): AsyncIterable<AokvqaItem> {
       const { index: part, count: parts } = ctx.partition;
       for (const input of inputs) {
-        const path = await input.local(ctx.signal);
+        const path = await input.local(ctx.signal, ctx.note);
         for await (const { value, index, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
           if (parts > 1 && index % parts !== part) continue;
           const origin = { file: input.input, line, byteOffset, index };

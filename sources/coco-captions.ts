@@ -43,7 +43,7 @@ export function cocoCaptionsSource(options: CocoCaptionsSourceOptions): Source<C
       return [await input.fingerprint()];
     },
     async *read(ctx: SourceContext): AsyncIterable<CocoCaptionsItem> {
-      const path = await input.local(ctx.signal);
+      const path = await input.local(ctx.signal, ctx.note);
       const fix = 'a COCO captions file has "images" and "annotations" arrays (captions_train2014.json)';
       const captions = new Map<number, string[]>();
       for await (const rec of jsonArrayRecords(path, { key: 'annotations', signal: ctx.signal, missingFix: fix })) {

@@ -54,7 +54,8 @@ export function convertedSource<O>(options: ConvertedSourceOptions<O>): Source<O
         s.rejected++;
         ctx.reject(record, reason, origin);
       };
-      const sctx: SourceContext = { ...ctx, name: source.name, reject, counts: { in: 0, out: 0, rejected: 0 } };
+      // The raw source's total counts its items, not the converted records: not a total for the mix.
+      const sctx: SourceContext = { ...ctx, name: source.name, reject, counts: { in: 0, out: 0, rejected: 0 }, setTotal() {} };
       async function* counted(): AsyncGenerator<unknown> {
         for await (const x of source.read(sctx)) {
           s.read++;

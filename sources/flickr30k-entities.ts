@@ -160,7 +160,7 @@ export function flickr30kEntitiesSource(options: Flickr30kSourceOptions): Source
     if (Array.isArray(ids)) return [...ids];
     if (idFile) {
       const out: string[] = [];
-      const file = await idFile.local(ctx.signal);
+      const file = await idFile.local(ctx.signal, ctx.note);
       for await (const { text, line } of readLines(file, { signal: ctx.signal })) {
         const t = text.trim();
         if (t === '' || t.startsWith('#')) continue;

@@ -5,12 +5,14 @@
  * Approach: a byte-level splitter, then `JSON.parse` per element. The file is read in
  * chunks with `fs.createReadStream`; a small state machine walks the bytes, tracking only
  * whether it is inside a string (and after a backslash) and the bracket depth, so it finds
- * where each element of the `key` array starts and ends without parsing it. The element's
- * bytes (copied across chunk boundaries when needed) are decoded as UTF-8 as a whole, so a
- * multi-byte character split between two chunks is never decoded in halves, and handed to
- * `JSON.parse`, which also validates them. Only the current element is held, so memory is
- * bounded by the chunk size plus the largest element, not by the file (the official VQA-v2
- * annotations are one 340 MB line; `JSON.parse` on the whole of it needs ~720 MB of RSS).
+ * where each element of the `key` array starts and ends without parsing it. The elements that
+ * end inside one chunk form one contiguous run (`elem, elem, ...`), decoded as UTF-8 and parsed
+ * with a single `JSON.parse("[" + run + "]")`; an element that spans chunks is copied together
+ * and parsed alone. Decoding whole elements means a multi-byte character split between two
+ * chunks is never decoded in halves, and `JSON.parse` validates every element (a bad one is
+ * re-parsed alone to name it). Memory is bounded by one chunk's elements plus the largest
+ * element, not by the file (the official VQA-v2 annotations are one 340 MB line; `JSON.parse`
+ * on the whole of it needs ~720 MB of RSS).
  *
  * Other top-level members (`info`, `data_subtype`, ...) are collected into `members` as they
  * are passed, so a reader can look at `members.data_subtype` when the first element arrives

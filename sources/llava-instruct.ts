@@ -89,7 +89,7 @@ export function llavaInstructSource(options: LlavaInstructSourceOptions): Source
       const seen = new Map<string, number>();
       let n = 0;
       for (const input of inputs) {
-        const path = await input.local(ctx.signal);
+        const path = await input.local(ctx.signal, ctx.note);
         for await (const { value, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
           const index = n++;
           const origin = { file: input.input, line, byteOffset, index };

@@ -97,7 +97,7 @@ export function preferenceJsonSource(options: PreferenceJsonSourceOptions): Sour
       const { index: part, count: parts } = ctx.partition;
       let n = 0;
       for (const input of inputs) {
-        const path = await input.local(ctx.signal);
+        const path = await input.local(ctx.signal, ctx.note);
         for await (const { value, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
           const index = n++;
           if (parts > 1 && index % parts !== part) continue;

@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { BadInputError } from '../src/errors.ts';
 import type { InputFingerprint } from '../src/stream/stage.ts';
-import { fetchToCache, sha256File, type FetchOptions } from './http-fetch.ts';
+import { fetchToCache, sha256File, type FetchOptions, type FetchProgress } from './http-fetch.ts';
 
 export function isUrl(input: string): boolean {
   return /^https?:\/\//i.test(input);
@@ -19,8 +19,11 @@ export type HttpOptions = Omit<FetchOptions, 'sha256' | 'signal'>;
 export interface InputFile {
   /** The path or URL as given. */
   readonly input: string;
-  /** A local path to read: the file itself, or its cached download. */
-  local(signal?: AbortSignal): Promise<string>;
+  /**
+   * A local path to read: the file itself, or its cached download. `note` receives download
+   * progress lines (at most one a second), e.g. a source's `ctx.note`.
+   */
+  local(signal?: AbortSignal, note?: (text: string) => void): Promise<string>;
   fingerprint(signal?: AbortSignal): Promise<InputFingerprint>;
 }
 
@@ -31,9 +34,20 @@ export interface InputFile {
 export function inputFile(input: string, options: HttpOptions & { sha256?: string } = {}): InputFile {
   let localPath: Promise<string> | undefined;
   let print: Promise<InputFingerprint> | undefined;
-  const local = (signal?: AbortSignal): Promise<string> => {
+  const local = (signal?: AbortSignal, note?: (text: string) => void): Promise<string> => {
     localPath ??= (async () => {
-      if (isUrl(input)) return (await fetchToCache(input, { ...options, signal })).path;
+      if (isUrl(input)) {
+        let last = 0;
+        const onProgress = (p: FetchProgress): void => {
+          options.onProgress?.(p);
+          const now = Date.now();
+          if (!note || now - last < 1000) return;
+          last = now;
+          const mb = (n: number) => (n / 1e6).toFixed(1);
+          note(`downloading ${input}: ${mb(p.received)}${p.total !== undefined ? ` of ${mb(p.total)}` : ''} MB`);
+        };
+        return (await fetchToCache(input, { ...options, signal, onProgress })).path;
+      }
       const path = resolve(input);
       const st = await stat(path).catch(() => undefined);
       if (!st) throw new BadInputError('file not found', { file: input, fix: 'check the path (or give an http(s) URL)' });

@@ -103,10 +103,16 @@ export async function evaluateMmhal(options: EvaluateMmhalOptions): Promise<Mmha
   }, { name: 'mmhal-tally' }) as unknown as Stage<never, unknown>);
 
   await mkdir(options.out, { recursive: true });
-  await options.flow(
+  const flow = await options.flow(
     { source, stages, sink: shardSink({ dir: options.out, schema: evalSchema, split: 'test', format: options.format ?? 'parquet', name: 'eval-shards' }) },
     { name: options.name ?? 'mmhal' },
   );
+  if (scored.length === 0) {
+    throw new BadInputError(flow.rejected > 0 ? `no answer could be judged: all ${flow.rejected} were rejected` : 'the template holds no questions', {
+      file: options.questions,
+      fix: flow.rejected > 0 ? `see why in ${flow.deadLetterPath}` : 'give a non-empty MMHal response template',
+    });
+  }
   if (!answering && scored.length > 0 && empty === scored.length) {
     throw new BadInputError('every model_answer is empty: this is the unfilled template', {
       file: options.questions,

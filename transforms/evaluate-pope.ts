@@ -11,7 +11,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { BadRecordError, InvalidOptionError } from '../src/errors.ts';
+import { BadInputError, BadRecordError, InvalidOptionError } from '../src/errors.ts';
 import type { Answerer } from '../src/eval/answerer.ts';
 import { parsePopeAnswer, popeCounter, type PopeCounter, type YesNo } from '../src/eval/pope.ts';
 import { map } from '../src/stream/map.ts';
@@ -107,13 +107,18 @@ export async function evaluatePope(options: EvaluatePopeOptions): Promise<PopeRe
     popeScore(counters),
   ] as unknown as Stage<never, unknown>[];
   await mkdir(options.out, { recursive: true });
-  await options.flow(
+  const flow = await options.flow(
     { source, stages, sink: shardSink({ dir: options.out, schema: evalSchema, split: 'test', format: options.format ?? 'parquet', name: 'eval-shards' }) },
     { name: options.name ?? 'pope' },
   );
+  if (counters.size === 0) {
+    throw new BadInputError(flow.rejected > 0 ? `no question could be scored: all ${flow.rejected} were rejected` : 'the question files hold no questions', {
+      file: questions.join(', '),
+      fix: flow.rejected > 0 ? `see why in ${flow.deadLetterPath}` : 'give non-empty POPE question files',
+    });
+  }
   const splits: Record<string, PopeSplitMetrics> = {};
   for (const [name, c] of counters) splits[name] = pick(c.metrics());
-  if (counters.size === 0) popeCounter().metrics(); // throws "no POPE answers to score"
   const report: PopeReport = { splits, mean: meanPopeMetrics(splits) };
   await writeJsonAtomic(path.join(options.out, POPE_REPORT_FILE), report);
   return report;

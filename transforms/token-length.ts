@@ -36,8 +36,8 @@ export interface TokenHistogram {
   readonly mean: number;
   readonly max: number;
   readonly method: 'tokenizer' | 'word-estimate';
-  /** Records per bin: `upTo` is the bin's inclusive upper bound (Infinity for the last). */
-  readonly bins: readonly { upTo: number; count: number }[];
+  /** Records per bin: `upTo` is the bin's inclusive upper bound (null for the last, open bin). */
+  readonly bins: readonly { upTo: number | null; count: number }[];
 }
 
 type Turnish = { conversations?: readonly { value: string }[]; output_1?: string; output_2?: string; image?: string | null };
@@ -101,9 +101,9 @@ export function tokenLength<T>(options: TokenLengthOptions = {}): Stage<T, T> & 
       }
       report = {
         records, dropped, mean: records ? sum / records : 0, max, method,
-        bins: counts.map((c, i) => ({ upTo: i < bounds.length ? bounds[i]! : Infinity, count: c })),
+        bins: counts.map((c, i) => ({ upTo: i < bounds.length ? bounds[i]! : null, count: c })),
       };
-      const hist = report.bins.filter((b) => b.count > 0).map((b) => `<=${b.upTo === Infinity ? 'inf' : b.upTo}: ${b.count}`).join(', ');
+      const hist = report.bins.filter((b) => b.count > 0).map((b) => `${b.upTo === null ? `>${bounds[bounds.length - 1]}` : `<=${b.upTo}`}: ${b.count}`).join(', ');
       ctx.note(`tokens mean ${report.mean.toFixed(1)}, max ${max}, ${dropped} over ${maxTokens}; ${hist}`);
     },
   };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { InvalidOptionError } from '../errors.ts';
 import type { RecordAt } from '../inspect/read-records.ts';
 import type { CliIo } from './io.ts';
-import { formatBytes, formatHistogram, formatRecord, formatTable, sideBySide } from './format.ts';
+import { formatBytes, formatHistogram, formatRecord, formatTable, labelled, sideBySide } from './format.ts';
 
 export interface InspectFlags {
   n?: number | string;
@@ -10,6 +10,7 @@ export interface InspectFlags {
   schema?: string;
   images?: string;
   to?: string;
+  withBoxes?: boolean;
   json?: boolean;
 }
 
@@ -55,7 +56,10 @@ export async function inspectCommand(args: readonly string[], flags: InspectFlag
     const schema = r.schema ? `${r.schema.name} v${r.schema.version ?? '?'}` : 'unknown schema';
     const codecs = [...new Set(r.shards.map((s) => s.codec))].join(', ');
     io.out(`${r.path}: ${schema}, ${r.format ?? '?'} (${codecs}), ${r.total_rows} rows in ${r.shards.length} shard${r.shards.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)}`);
-    if (r.split !== null) io.out(`split ${r.split}, seed ${r.seed}${r.params && Object.keys(r.params).length ? `, params ${JSON.stringify(r.params)}` : ''}`);
+    if (r.split !== null) {
+      const params = Object.entries(r.params ?? {}).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+      io.out(labelled(`split ${r.split}, seed ${r.seed}${params.length ? ', params ' : ''}`, params.join(' '), width));
+    }
     const shown = r.shards.slice(0, SHARD_ROWS_SHOWN);
     io.out('\n' + formatTable(['shard', 'rows', 'size', 'codec', 'row groups'], shown.map((s) => [s.path, s.rows, formatBytes(s.bytes), s.codec, s.row_groups])));
     if (r.shards.length > shown.length) io.out(`... and ${r.shards.length - shown.length} more shards (--json lists all)`);
@@ -140,7 +144,7 @@ export async function inspectCommand(args: readonly string[], flags: InspectFlag
   const { renderBoxes } = await import('../inspect/render-boxes.ts');
   if (!flags.images) throw new InvalidOptionError('--images', 'render needs the image root', { fix: 'pass --images DIR: the folder the records\' image paths are relative to' });
   if (!flags.to) throw new InvalidOptionError('--to', 'render needs an output folder', { fix: 'pass --to DIR' });
-  const written = await renderBoxes(target, { n: countFlag(flags.n, 3), images: String(flags.images), to: String(flags.to) });
+  const written = await renderBoxes(target, { n: countFlag(flags.n, 3), images: String(flags.images), to: String(flags.to), withBoxes: flags.withBoxes === true });
   if (flags.json) return json(written), 0;
   for (const w of written) {
     const boxes = w.phrases.reduce((a, p) => a + p.boxes.length, 0);

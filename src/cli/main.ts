@@ -61,6 +61,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     .option('--schema <name>', 'Schema for files that do not name one (.jsonl)')
     .option('--images <dir>', 'render: image root the records\' image paths are relative to')
     .option('--to <dir>', 'render: folder to write PNGs into')
+    .option('--with-boxes', 'render: count only records whose text has boxes')
     .option('--json', 'Machine-readable output')
     .example('pipeline inspect runs/sft-mix')
     .example('pipeline inspect head runs/sft-mix -n 2')

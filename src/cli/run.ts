@@ -42,7 +42,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     controller.abort(new AbortedError('interrupted by SIGINT', { fix: 'run the same command again: finished shards are kept and the run resumes' }));
   };
   process.on('SIGINT', onSigint);
-  const progress = flags.quiet ? undefined : createProgress(process.stderr, { intervalMs: 1000 });
+  const progress = flags.quiet ? undefined : createProgress(process.stderr, { intervalMs: 5000 });
   try {
     const summary = await runPipeline(String(file), {
       params: list(flags.set),

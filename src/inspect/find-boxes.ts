@@ -15,6 +15,7 @@ const NUM = String.raw`\s*(?:0|1|0?\.\d+|[01]\.\d*)\s*`;
 const ONE = `${NUM},${NUM},${NUM},${NUM}`;
 const GROUP = new RegExp(String.raw`\[(${ONE}(?:;${ONE})*)\]`, 'g');
 const MAX_LABEL_WORDS = 6;
+const LEADING_JOINERS = new Set(['and', 'or', 'with', 'while', 'as', 'but']);
 
 function parseBoxes(inner: string): Box[] {
   const boxes: Box[] = [];
@@ -40,6 +41,8 @@ export function findBoxes(text: string): GroundedPhrase[] {
     // the phrase: after the last clause break, at most a few words
     const clause = before.split(/[.,;:!?\n]/).pop() ?? '';
     const words = clause.trim().split(/\s+/).filter(Boolean);
+    // "... [box] and a large star [box]": the conjunction is not part of the phrase
+    while (words.length > 1 && LEADING_JOINERS.has(words[0]!.toLowerCase())) words.shift();
     out.push({ label: words.slice(-MAX_LABEL_WORDS).join(' '), boxes });
   }
   return out;

@@ -12,6 +12,8 @@ export interface RenderBoxesOptions {
   images: string;
   /** Folder to write PNGs into (created). */
   to: string;
+  /** Only records whose text holds at least one box count towards `n`; default false. */
+  withBoxes?: boolean;
   /** Shorter images are upscaled so their longer side is this many pixels; default 768. */
   minSide?: number;
   signal?: AbortSignal;
@@ -96,6 +98,8 @@ export async function renderBoxes(target: string, options: RenderBoxesOptions): 
     if (out.length >= n) break;
     const r = record as Record<string, unknown>;
     if (typeof r.image !== 'string' || r.image === '') continue;
+    const phrases = recordTexts(r).flatMap(findBoxes);
+    if (options.withBoxes && phrases.length === 0) continue;
     const file = path.resolve(root, r.image);
     let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
     try {
@@ -112,7 +116,6 @@ export async function renderBoxes(target: string, options: RenderBoxesOptions): 
     const scale = Math.max(1, minSide / Math.max(w0, h0, 1));
     const width = Math.round(w0 * scale);
     const height = Math.round(h0 * scale);
-    const phrases = recordTexts(r).flatMap(findBoxes);
     const id = String(r.id ?? r.question_id ?? out.length);
     const dest = path.join(to, `${String(out.length).padStart(3, '0')}-${safeName(id)}.png`);
     await sharp(file)

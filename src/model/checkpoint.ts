@@ -61,7 +61,8 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     const state: Record<string, unknown> = { ...(options.state ?? {}) };
     if (optimizer) {
       const s = optimizer.state();
-      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), tensorsToSafe(s.tensors), { step: String(s.step) });
+      const moments = new Map<string, SafeTensor>([...s.moments].map(([k, x]) => [k, { dtype: 'F32', shape: x.shape, data: x.data }]));
+      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), moments, { step: String(s.step) });
       state.optimizer = { step: s.step, options: optimizer.options };
     }
     await writeFile(path.join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
@@ -185,11 +186,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
 /** Restores AdamW moments and step from a loaded checkpoint (resume). */
 export function restoreOptimizer(optimizer: AdamW, checkpoint: LoadedCheckpoint): void {
   if (!checkpoint.optimizer) throw new CheckpointError('checkpoint has no optimizer state', { file: checkpoint.dir, fix: 'resume from a checkpoint saved with its optimizer, or start a fresh optimizer' });
-  const tensors = new Map<string, tf.Tensor>();
-  for (const [k, v] of checkpoint.optimizer.tensors) tensors.set(k, tf.tensor(v.data as Float32Array, v.shape, 'float32'));
-  try {
-    optimizer.load({ step: checkpoint.optimizer.step, tensors });
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  const moments = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, v] of checkpoint.optimizer.tensors) moments.set(k, { shape: v.shape, data: v.data as Float32Array });
+  optimizer.load({ step: checkpoint.optimizer.step, moments });
 }

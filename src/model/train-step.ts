@@ -71,6 +71,15 @@ export function disposeGradients(grads: Map<string, tf.Tensor>): void {
 /** sqrt(sum of squares) over every gradient. */
 export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
   if (grads.size === 0) return 0;
+  if (['wasm', 'cpu'].includes(tf.getBackend())) {
+    // host memory anyway: a JS pass beats two kernels per gradient
+    let sum = 0;
+    for (const g of grads.values()) {
+      const d = g.dataSync() as Float32Array;
+      for (let i = 0; i < d.length; i++) sum += d[i]! * d[i]!;
+    }
+    return Math.sqrt(sum);
+  }
   return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
 }
 

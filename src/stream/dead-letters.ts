@@ -18,7 +18,7 @@ export interface DeadLetters {
   /** Lines written so far (including those still buffered). */
   count(): number;
   write(stage: string, record: unknown, reason: string, origin?: Origin): void;
-  /** Pushes buffered lines to the file, so readers see everything rejected so far. */
+  /** Pushes buffered lines to the file (runFlow closes it when the flow ends, which flushes). */
   flush(): void;
   /** Flushes and closes; later writes are counted but no longer stored. */
   close(): void;

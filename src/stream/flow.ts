@@ -50,7 +50,13 @@ const PROGRESS_EVERY_MS = 200;
  *
  * Errors: the first real error wins. A FactflowError gets the failing stage stamped
  * (`err.locate({stage})`); any other error is wrapped once in a FactflowError (code `FF_ERR`)
- * naming the stage, with the original as `cause`. Aborts by the caller become AbortedError.
+ * naming the stage, with the original as `cause` (callers branch on `code`, and the original is
+ * one `.cause` away). Aborts by the caller become AbortedError (cause = signal.reason). A stage
+ * error that the sink catches and swallows still fails the run.
+ *
+ * Counts: each row's `in` is what the stage pulled and `out` what it passed on. A sink that stops
+ * reading early leaves records in flight inside parallel stages: those show as in > out + rejected.
+ * The dead-letter file is complete (flushed and closed) when runFlow settles.
  */
 export async function runFlow<R>(spec: FlowSpec<unknown, R>, options: RunFlowOptions): Promise<FlowResult<R>> {
   const policy = checkOptions(spec, options);
@@ -72,7 +78,7 @@ export async function runFlow<R>(spec: FlowSpec<unknown, R>, options: RunFlowOpt
   options.signal?.addEventListener('abort', onCallerAbort, { once: true });
 
   // The first real error wins: it is kept and aborts everyone else. Which stage it came from is
-  // worked out when the run has settled (see `attribute`), so the hot path stays free of handlers.
+  // worked out once the run has settled (end of this function), so the hot path has no handlers.
   const noteError = (err: unknown): void => {
     if (firstError !== undefined || (signal.aborted && isAbortLike(err, signal))) return;
     firstError = err;

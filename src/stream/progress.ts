@@ -129,7 +129,7 @@ function barProgress(stream: Output): ProgressSink & { close(): void } {
     format: (_opts, params, payload: { t?: Tracked }) => {
       const t = payload.t;
       if (!t) return '';
-      t.state.elapsedMs = Date.now() - t.started;
+      if (t.active) t.state.elapsedMs = Date.now() - t.started; // frozen once stopped, so the rate stays true
       const line = formatProgressLine(t.state);
       if (!(t.state.total && t.state.total > 0)) return line;
       const filled = Math.round(Math.min(1, params.progress) * 24);
@@ -153,6 +153,7 @@ function barProgress(stream: Output): ProgressSink & { close(): void } {
         },
         stop() {
           if (!t.active || closed) return;
+          t.state.elapsedMs = Date.now() - t.started;
           t.active = false;
           bar.update(t.state.done, { t });
         },

@@ -74,7 +74,7 @@ test.serial('AdamW: decoupled weight decay only on matrices; two steps match a h
   const lr = 0.01;
   let pm = 1, pb = 1, mm = 0, vm = 0;
   for (const g of [2, -1]) {
-    opt.apply(new Map([['m', tf.tensor2d([[g]])], ['b', tf.tensor1d([g])]]), lr);
+    opt.apply(new Map<string, tf.Tensor>([['m', tf.tensor2d([[g]])], ['b', tf.tensor1d([g])]]), lr);
     const s = opt.step;
     mm = 0.5 * mm + 0.5 * g; vm = 0.75 * vm + 0.25 * g * g;
     const upd = (mm / (1 - 0.5 ** s)) / Math.sqrt(vm / (1 - 0.75 ** s));
@@ -121,4 +121,23 @@ test('cosine schedule: warmup, peak, half-way, floor', (t) => {
   const e = t.throws(() => cosineSchedule({ peakLr: 1e-3, warmupSteps: -1, totalSteps: 10 }));
   t.is((e as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.regex(e!.message, /schedule\.warmupSteps/);
+});
+
+test.serial('AdamW: the JS (CPU backends) and tensor (GPU backends) implementations agree', (t) => {
+  const run = (impl: 'js' | 'tensor') => {
+    const store = createParameterStore(new Rng(4), `impl-${impl}`);
+    store.add('w', 'w', [3, 2], { kind: 'normal', std: 1 });
+    store.add('b', 'w', [2], { kind: 'normal', std: 1 });
+    const opt = createAdamW(store.list(), { weightDecay: 0.05, impl });
+    const g = new Rng(8);
+    for (let s = 0; s < 3; s++) {
+      const grads = new Map<string, tf.Tensor>([['w', tf.randomNormal([3, 2], 0, 1, 'float32', g.int(1000))], ['b', tf.randomNormal([2], 0, 1, 'float32', g.int(1000))]]);
+      applyGradients(opt, grads, { lr: 0.05, clipNorm: 0.5 });
+    }
+    const out = [...store.get('w').dataSync(), ...store.get('b').dataSync(), ...opt.state().moments.get('v.w')!.data];
+    store.dispose(); opt.dispose();
+    return out;
+  };
+  const a = run('js'), b = run('tensor');
+  a.forEach((x, i) => t.true(Math.abs(x - b[i]!) < 1e-5 * (1 + Math.abs(x)), `${i}: ${x} vs ${b[i]}`));
 });

@@ -41,7 +41,7 @@ async function runApi(out: string, extra: { partition?: string } = {}) {
 }
 
 /** Spawns `pipeline run` on the fixture; resolves with its exit code and signal. */
-function spawnRun(out: string, options: { killWhen?: () => Promise<boolean> } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function spawnRun(out: string, options: { killWhen?: () => Promise<boolean>; signal?: NodeJS.Signals } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, 'run', fixture, '--out', out, '--quiet'], {
       cwd: root,
@@ -63,7 +63,7 @@ function spawnRun(out: string, options: { killWhen?: () => Promise<boolean> } = 
         checking = false;
         if (kill) {
           clearInterval(timer);
-          child.kill('SIGKILL');
+          child.kill(options.signal ?? 'SIGKILL');
         }
       }, reject);
     }, 20);
@@ -87,19 +87,27 @@ async function finishedPartialShards(out: string): Promise<number> {
   }
 }
 
-it('a run killed with SIGKILL midway resumes to byte-identical shards', async (t) => {
+it('a run interrupted (SIGINT) and killed (SIGKILL) midway resumes to byte-identical shards', async (t) => {
   const dir = await tmp();
   const killed = path.join(dir, 'killed');
   const ref = await manifestOf(wholeDir);
   t.is(ref.total_rows, 20_000);
   t.is(ref.shards.length, 20);
 
-  const first = await spawnRun(killed, { killWhen: async () => (await finishedPartialShards(killed)) >= 3 });
+  // Ctrl-C: the CLI aborts the run cleanly (exit 1, FF_ERR_ABORTED), keeping finished shards
+  const interrupted = await spawnRun(killed, { signal: 'SIGINT', killWhen: async () => (await finishedPartialShards(killed)) >= 2 });
+  t.is(interrupted.code, 1, interrupted.stderr);
+  t.regex(interrupted.stderr, /error FF_ERR_ABORTED: interrupted by SIGINT/);
+  const afterInterrupt = await finishedPartialShards(killed);
+  t.true(afterInterrupt >= 2 && afterInterrupt < 20, `shards kept after SIGINT: ${afterInterrupt}`);
+
+  // SIGKILL: no cleanup at all; the rerun must still resume from what is on disk
+  const first = await spawnRun(killed, { killWhen: async () => (await finishedPartialShards(killed)) >= afterInterrupt + 2 });
   t.is(first.signal, 'SIGKILL', `the run ended by itself before it could be killed: ${first.stderr}`);
   const kept = await finishedPartialShards(killed);
-  t.true(kept >= 3 && kept < 20, `shards kept in .partial: ${kept}`);
+  t.true(kept >= afterInterrupt + 2 && kept < 20, `shards kept in .partial: ${kept}`);
   t.false(existsSync(path.join(killed, 'manifest.json')), 'no manifest before the run finishes');
-  t.log(`killed after ${kept} finished shards`);
+  t.log(`interrupted after ${afterInterrupt} finished shards, killed after ${kept}`);
 
   const second = await spawnRun(killed);
   t.is(second.code, 0, second.stderr);

@@ -13,6 +13,8 @@ import type { FactflowError } from '../../src/errors.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EMMA = path.join(ROOT, 'test', 'fixtures', 'vqav2', 'emma-datasets');
+/** The VQA-v2 tests leave the other datasets out and keep input order. */
+const VQA_ONLY = { llava: 'none', aokvqa: 'none', flickr30k: 'none', shuffle: false } as const;
 
 let tmp: string;
 test.before(async () => {
@@ -35,18 +37,21 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
 
 test('real VQA-v2 files -> Parquet shards DuckDB reads back, with the counts in the summary', async (t) => {
   const out = path.join(tmp, 'yesno');
-  const summary = await runPipeline(sftMix, { out, params: { vqav2: EMMA, max_rows: 4 }, cwd: ROOT });
+  const summary = await runPipeline(sftMix, { out, params: { vqav2: EMMA, ...VQA_ONLY, max_rows: 4 }, cwd: ROOT });
   const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as Manifest;
   t.is(manifest.schema, 'conversation');
   t.is(manifest.total_rows, 11);
   t.deepEqual(manifest.shards.map((s) => s.rows), [4, 4, 3]);
   const flow = summary.flows[0]!;
-  t.is(flow.name, 'vqav2');
+  t.is(flow.name, 'sft-mix');
   t.deepEqual(flow.stages.map((s) => [s.name, s.in, s.out, s.rejected]), [
-    ['vqav2', 23, 23, 0],
-    ['vqav2-multiround', 23, 11, 0],
+    ['mix', 11, 11, 0],
+    ['token-length', 11, 11, 0],
+    ['dedup', 11, 11, 0],
     ['shards', 11, 11, 0],
   ]);
+  // per source: 23 yes/no questions read, grouped into 11 conversations
+  t.like(summary.result as object, { per_source: { vqav2: { read: 23, rejected: 0, out: 11, taken: 11 } } });
   t.like(summary.result as object, { vqav2: { questions: 53, annotations: 53, kept: 23, filtered: 30, rejected: 0, answer_types: ['yes/no'], filtered_by_type: { other: 19, number: 11 } } });
 
   const rows = await query(`SELECT id, image, conversations, source, meta FROM read_parquet('${path.join(out, '*.parquet')}') ORDER BY id`);
@@ -72,7 +77,7 @@ test('real VQA-v2 files -> Parquet shards DuckDB reads back, with the counts in 
 
 test('answer_types=all, jsonl, max_rounds: every question in order', async (t) => {
   const out = path.join(tmp, 'all');
-  const summary = await runPipeline(sftMix, { out, params: { vqav2: EMMA, answer_types: 'all', format: 'jsonl', max_rounds: 4 }, cwd: ROOT });
+  const summary = await runPipeline(sftMix, { out, params: { vqav2: EMMA, ...VQA_ONLY, answer_types: 'all', format: 'jsonl', max_rounds: 4 }, cwd: ROOT });
   const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as Manifest;
   const lines = (await Promise.all(manifest.shards.map((s) => readFile(path.join(out, s.path), 'utf8'))))
     .join('').trim().split('\n').map((l) => JSON.parse(l) as { id: string; conversations: unknown[] });
@@ -92,7 +97,7 @@ test('bad params fail before any work, naming the parameter', async (t) => {
 
 test('a missing vqav2 folder: a clear error naming it', async (t) => {
   const dir = path.join(tmp, 'nowhere');
-  const err = await runPipeline(sftMix, { out: path.join(tmp, 'missing'), params: { vqav2: dir }, cwd: ROOT }).then(() => undefined, (e: unknown) => e as FactflowError);
+  const err = await runPipeline(sftMix, { out: path.join(tmp, 'missing'), params: { vqav2: dir, ...VQA_ONLY }, cwd: ROOT }).then(() => undefined, (e: unknown) => e as FactflowError);
   t.is(err?.code, 'FF_ERR_BAD_INPUT');
   t.is(err?.file, dir);
   // named as the source's problem even though the sink asked for the inputs first
@@ -109,7 +114,7 @@ test('without a vqav2 folder it uses the shapes world (reused when already made)
   const resolved = resolvePipeline(shapesWorld, { out: world, cwd: ROOT });
   await writeFile(path.join(world, 'summary.json'), JSON.stringify({ pipeline: 'shapes-world', out: world, seed: resolved.seed, params: resolved.params, flows: [], elapsed_s: 0 }));
   const logs: string[] = [];
-  const summary = await runPipeline(sftMix, { out: path.join(tmp, 'from-world'), params: { world }, cwd: ROOT, log: (m) => logs.push(m) });
+  const summary = await runPipeline(sftMix, { out: path.join(tmp, 'from-world'), params: { world, ...VQA_ONLY }, cwd: ROOT, log: (m) => logs.push(m) });
   t.true(logs.some((l) => l.includes('already made')));
   t.like(summary.result as object, { vqav2: { dir: path.join(world, 'vqav2'), kept: 23 } });
 });

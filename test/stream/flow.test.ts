@@ -270,3 +270,32 @@ test('a stage whose run() throws synchronously fails with its own name; a sink t
   }, { seed: 1, deadLetterPath: dl }));
   t.regex(err!.message, /stage "boom".*lost\?/);
 });
+
+test('a sink that stops early: counts are exact for what crossed each boundary', async (t) => {
+  const dir = await tempDir();
+  const src = arraySource('s', records(100));
+  const res = await runFlow({
+    source: src,
+    stages: [map((r: Rec) => r, { name: 'a' }), map((r: Rec) => r, { name: 'b' })],
+    sink: { name: 'first5', async write(input) { let n = 0; for await (const _ of input) if (++n === 5) break; return n; } },
+  }, { seed: 1, deadLetterPath: join(dir, 'dl.jsonl') });
+  t.is(res.result, 5);
+  t.deepEqual(res.stages.map((s) => [s.in, s.out]), [[5, 5], [5, 5], [5, 5], [5, 5]]);
+  t.is(src.produced, 5);
+});
+
+test('counts are exact across many records and a batching stage', async (t) => {
+  const dir = await tempDir();
+  const res = await runFlow({
+    source: arraySource('s', records(10_000)),
+    stages: [rejectOdd, batch<Rec>(64), map((xs: Rec[]) => xs, { name: 'arrays', concurrency: 3 })],
+    sink: collectSink<Rec[]>(),
+  }, { seed: 1, deadLetterPath: join(dir, 'dl.jsonl') });
+  t.deepEqual(res.stages.map((s) => [s.name, s.in, s.out, s.rejected]), [
+    ['s', 10_000, 10_000, 0],
+    ['unlucky', 10_000, 8000, 2000],
+    ['batch(64)', 8000, 125, 0],
+    ['arrays', 125, 125, 0],
+    ['collect', 125, 125, 0],
+  ]);
+});
