@@ -164,9 +164,10 @@ function checkSize(width: number | undefined, height: number | undefined): [numb
 /** A line chart (see the module comment). Series without finite points are listed in the legend only. */
 export function lineChart(options: LineChartOptions): string {
   const [width, height] = checkSize(options.width, options.height);
-  if (!Array.isArray(options.series)) throw new InvalidOptionError('series', 'must be a list of {label, points}');
+  const given: readonly LineSeries[] = options.series;
+  if (!Array.isArray(given)) throw new InvalidOptionError('series', 'must be a list of {label, points}');
   const layout = chartLayout(width, height);
-  const series = options.series.map((s, i) => ({
+  const series = given.map((s, i) => ({
     ...s,
     color: s.color ?? PALETTE[i % PALETTE.length]!,
     points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
@@ -227,10 +228,11 @@ function defaultFormat(v: number): string {
 /** A bar chart (see the module comment). */
 export function barChart(options: BarChartOptions): string {
   const [width, height] = checkSize(options.width, options.height);
-  if (!Array.isArray(options.bars)) throw new InvalidOptionError('bars', 'must be a list of {label, value}');
+  const given: readonly Bar[] = options.bars;
+  if (!Array.isArray(given)) throw new InvalidOptionError('bars', 'must be a list of {label, value}');
   const layout = chartLayout(width, height);
   const fmt = options.format ?? defaultFormat;
-  const bars = options.bars.map((b, i) => ({ ...b, color: b.color ?? PALETTE[i % PALETTE.length]!, error: Number.isFinite(b.error) && b.error! > 0 ? b.error! : 0 }));
+  const bars = given.map((b, i) => ({ ...b, color: b.color ?? PALETTE[i % PALETTE.length]!, error: Number.isFinite(b.error) && b.error! > 0 ? b.error! : 0 }));
   const finite = bars.filter((b) => Number.isFinite(b.value));
   const hi = Math.max(0, ...finite.map((b) => b.value + b.error));
   const lo = Math.min(0, ...finite.map((b) => b.value - b.error));
