@@ -235,7 +235,7 @@ async function renderChart(out: string, name: string, svg: string): Promise<stri
 function cell(summary: Record<string, number>, key: string): string {
   const v = summary[key];
   if (v === undefined || !Number.isFinite(v)) return 'n/a';
-  const f = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(3));
+  const f = (x: number): string => (Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(3));
   const sd = summary[`${key}_sd`];
   return sd !== undefined && Number.isFinite(sd) ? `${f(v)} ± ${f(sd)}` : f(v);
 }
@@ -356,7 +356,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
     md.push('## PPO runs', '');
     md.push(`| run | seeds | steps | ${lines.map((l) => `${mdEscape(l.name)} first → last`).join(' | ')} |`);
     md.push(`|---|---:|---:|${lines.map(() => '---:').join('|')}|`);
-    const f = (v: number | undefined): string => (v === undefined ? 'n/a' : Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(3));
+    const f = (v: number | undefined): string => (v === undefined ? 'n/a' : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3));
     for (const [label, s] of Object.entries(ppo)) md.push(`| ${mdEscape(label)} | ${s.runs} | ${s.steps} | ${lines.map((l) => `${f(s.first[l.name])} → ${f(s.last[l.name])}`).join(' | ')} |`);
     md.push('');
   }

@@ -165,7 +165,7 @@ function checkSize(width: number | undefined, height: number | undefined): [numb
 export function lineChart(options: LineChartOptions): string {
   const [width, height] = checkSize(options.width, options.height);
   const given: readonly LineSeries[] = options.series;
-  if (!Array.isArray(given)) throw new InvalidOptionError('series', 'must be a list of {label, points}');
+  if (!Array.isArray(given as unknown)) throw new InvalidOptionError('series', 'must be a list of {label, points}');
   const layout = chartLayout(width, height);
   const series = given.map((s, i) => ({
     ...s,
@@ -200,17 +200,43 @@ export function lineChart(options: LineChartOptions): string {
       for (const [a, b] of s.points) body.push(`<circle cx="${px(x(a))}" cy="${px(y(b))}" r="3.5" fill="${s.color}"/>`);
     }
   }
-  body.push(...legend(layout, series.map((s) => ({ label: s.label, color: s.color }))));
+  // data positions, with points along each segment so lines count too
+  const occupied: [number, number][] = [];
+  for (const s of series) {
+    s.points.forEach(([a, b], i) => {
+      occupied.push([x(a), y(b)]);
+      const next = s.points[i + 1];
+      if (next) for (let k = 1; k < 8; k++) occupied.push([x(a + ((next[0] - a) * k) / 8), y(b + ((next[1] - b) * k) / 8)]);
+    });
+  }
+  body.push(...legend(layout, series.map((s) => ({ label: s.label, color: s.color })), occupied));
   return frame(layout, options.title, options.xLabel, options.yLabel, body);
 }
 
-function legend(layout: ChartLayout, entries: readonly { label: string; color: string }[]): string[] {
+/**
+ * The legend box, inside the plot in whichever corner covers the fewest data points
+ * (`occupied`: pixel positions of the data), so it hides as little as possible.
+ */
+function legend(layout: ChartLayout, entries: readonly { label: string; color: string }[], occupied: readonly (readonly [number, number])[] = []): string[] {
   if (entries.length === 0) return [];
   const rowH = 22;
   const w = Math.min(layout.right - layout.left - 20, 36 + Math.max(...entries.map((e) => e.label.length)) * 8.2);
-  const x0 = layout.right - w - 10;
-  const y0 = layout.top + 10;
-  const out = [`<rect class="legend" x="${px(x0)}" y="${y0}" width="${px(w)}" height="${entries.length * rowH + 10}" fill="#ffffff" fill-opacity="0.9" stroke="#bbb" rx="4"/>`];
+  const h = entries.length * rowH + 10;
+  const corners: [number, number][] = [
+    [layout.right - w - 10, layout.top + 10],
+    [layout.left + 10, layout.top + 10],
+    [layout.right - w - 10, layout.bottom - h - 10],
+    [layout.left + 10, layout.bottom - h - 10],
+  ];
+  const covered = ([cx, cy]: [number, number]): number =>
+    occupied.filter(([px_, py]) => px_ >= cx - 6 && px_ <= cx + w + 6 && py >= cy - 6 && py <= cy + h + 6).length;
+  let [x0, y0] = corners[0]!;
+  let best = covered(corners[0]!);
+  for (const c of corners.slice(1)) {
+    const n = covered(c);
+    if (n < best) [best, x0, y0] = [n, c[0], c[1]];
+  }
+  const out = [`<rect class="legend" x="${px(x0)}" y="${px(y0)}" width="${px(w)}" height="${h}" fill="#ffffff" fill-opacity="0.9" stroke="#bbb" rx="4"/>`];
   entries.forEach((e, i) => {
     const cy = y0 + 5 + rowH * i + rowH / 2;
     out.push(`<line x1="${px(x0 + 8)}" y1="${px(cy)}" x2="${px(x0 + 28)}" y2="${px(cy)}" stroke="${e.color}" stroke-width="4"/>`);
@@ -229,7 +255,7 @@ function defaultFormat(v: number): string {
 export function barChart(options: BarChartOptions): string {
   const [width, height] = checkSize(options.width, options.height);
   const given: readonly Bar[] = options.bars;
-  if (!Array.isArray(given)) throw new InvalidOptionError('bars', 'must be a list of {label, value}');
+  if (!Array.isArray(given as unknown)) throw new InvalidOptionError('bars', 'must be a list of {label, value}');
   const layout = chartLayout(width, height);
   const fmt = options.format ?? defaultFormat;
   const bars = given.map((b, i) => ({ ...b, color: b.color ?? PALETTE[i % PALETTE.length]!, error: Number.isFinite(b.error) && b.error! > 0 ? b.error! : 0 }));

@@ -239,6 +239,11 @@ class QuestionTable {
   }
 }
 
+// a plain function, not a per-record closure (tsx's keepNames wraps every closure it creates)
+function originAt(file: string, r: { byteOffset: number; line: number; index: number }): Origin {
+  return { file, byteOffset: r.byteOffset, line: r.line, index: r.index };
+}
+
 async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stats: Vqav2Stats): AsyncGenerator<Vqav2Item> {
   const qFile = pair.questions;
   const aFile = pair.annotations;
@@ -253,22 +258,21 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
   for await (const batch of qReader.batches()) for (const r of batch) {
     const q = r.value;
     if (!owns(isObject(q) ? q.image_id : undefined, ctx)) continue;
-    const origin = (): Origin => ({ file: qFile, byteOffset: r.byteOffset, line: r.line, index: r.index });
     stats.questions++;
-    if (!isObject(q)) { reject(q, `question #${r.index} must be an object, got ${describe(q)}`, origin()); continue; }
+    if (!isObject(q)) { reject(q, `question #${r.index} must be an object, got ${describe(q)}`, originAt(qFile, r)); continue; }
     const bad = !isId(q.question_id) ? 'question_id' : !isId(q.image_id) ? 'image_id' : typeof q.question !== 'string' ? 'question' : undefined;
     if (bad !== undefined) {
       const want = bad === 'question' ? 'a string' : 'a non-negative integer';
-      reject(q, `question field "${bad}" must be ${want}, got ${describe(q[bad])}`, origin());
+      reject(q, `question field "${bad}" must be ${want}, got ${describe(q[bad])}`, originAt(qFile, r));
       continue;
     }
     const qid = q.question_id as number;
     const prior = table.slots.get(qid);
     if (prior !== undefined) {
-      reject(q, `duplicate question_id ${qid} (first at byte ${table.offsets[prior]}, line ${table.lines[prior]})`, origin());
+      reject(q, `duplicate question_id ${qid} (first at byte ${table.offsets[prior]}, line ${table.lines[prior]})`, originAt(qFile, r));
       continue;
     }
-    if ((q.question as string).trim() === '') { reject(q, `question ${qid} has an empty "question" text`, origin()); continue; }
+    if ((q.question as string).trim() === '') { reject(q, `question ${qid} has an empty "question" text`, originAt(qFile, r)); continue; }
     table.add(qid, q.image_id as number, q.question as string, r);
   }
   const qSubtype = typeof qReader.members.data_subtype === 'string' ? qReader.members.data_subtype : undefined;
@@ -296,7 +300,6 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
     const a = r.value;
     if (!owns(isObject(a) ? a.image_id : undefined, ctx)) continue;
     stats.annotations++;
-    const origin = (): Origin => ({ file: aFile, byteOffset: r.byteOffset, line: r.line, index: r.index });
     const reason = checkAnnotation(a);
     if (reason !== null) {
       // the annotation's question counts as answered (by this rejection), not as unanswered too
@@ -304,18 +307,18 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
         const s = table.slots.get(a.question_id);
         if (s !== undefined) table.matched[s] = 1;
       }
-      reject(a, reason, origin());
+      reject(a, reason, originAt(aFile, r));
       continue;
     }
     const ann = a as Record<string, unknown>;
     const qid = ann.question_id as number;
     const slot = table.slots.get(qid);
-    if (slot === undefined) { reject(a, `annotation for question_id ${qid}: no such question in ${qFile}`, origin()); continue; }
-    if (table.matched[slot] === 1) { reject(a, `duplicate annotation for question_id ${qid}`, origin()); continue; }
+    if (slot === undefined) { reject(a, `annotation for question_id ${qid}: no such question in ${qFile}`, originAt(aFile, r)); continue; }
+    if (table.matched[slot] === 1) { reject(a, `duplicate annotation for question_id ${qid}`, originAt(aFile, r)); continue; }
     table.matched[slot] = 1;
     const imageId = table.imageIds[slot]!;
     if (ann.image_id !== imageId) {
-      reject(a, `annotation for question_id ${qid} has image_id ${String(ann.image_id)} but the question has image_id ${imageId}`, origin());
+      reject(a, `annotation for question_id ${qid} has image_id ${String(ann.image_id)} but the question has image_id ${imageId}`, originAt(aFile, r));
       continue;
     }
     const answerType = ann.answer_type as VqaAnswerType;
@@ -335,7 +338,7 @@ async function* readPair(pair: Pair, ctx: SourceContext, keep: Set<string>, stat
       answers: ann.answers as VqaAnswer[],
       subtype: subtype ?? '',
     };
-    yield withOrigin(item, origin());
+    yield withOrigin(item, originAt(aFile, r));
   }
   checkSubtypes(aReader.members.data_subtype);
   stats.pairs.push({ questions: qFile, annotations: aFile, subtype: subtype ?? (typeof aReader.members.data_subtype === 'string' ? aReader.members.data_subtype : '') });

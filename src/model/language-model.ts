@@ -26,7 +26,7 @@ export interface KVCache {
 export function disposeCache(cache: KVCache | undefined | null): void {
   if (!cache) return;
   for (const l of cache.layers) {
-    l.kT.dispose();
+    l.k.dispose();
     l.v.dispose();
   }
 }
@@ -65,9 +65,9 @@ export function positionIds(mask: Uint8Array, batch: number, length: number, sta
 }
 
 /**
- * Additive attention bias [batch or 1, 1, queries, past + queries]: a query sees every real
+ * Additive attention bias [queries, batch or 1, 1, past + queries]: a query sees every real
  * earlier key (causal), never padding. When padding only trails real tokens (right padding, as in
- * training), causality alone keeps real queries off it, so one [1, 1, q, k] mask serves all rows.
+ * training), causality alone keeps real queries off it, so one [q, 1, 1, k] mask serves all rows.
  * Null when nothing needs masking (a single query and no padding).
  */
 export function attentionBias(keyMask: Uint8Array, batch: number, past: number, queries: number): tf.Tensor4D | null {
@@ -85,15 +85,15 @@ export function attentionBias(keyMask: Uint8Array, batch: number, past: number, 
   // with only trailing padding, a single new query (cached decoding) must still skip pads: keep rows
   const rows = leadingPad || (anyPad && queries === 1) ? batch : 1;
   const bias = new Float32Array(rows * queries * keys);
-  for (let b = 0; b < rows; b++) {
-    for (let q = 0; q < queries; q++) {
-      const row = (b * queries + q) * keys;
+  for (let q = 0; q < queries; q++) {
+    for (let b = 0; b < rows; b++) {
+      const row = (q * rows + b) * keys;
       for (let k = 0; k < keys; k++) {
         if (k > past + q || (rows > 1 && !keyMask[b * keys + k])) bias[row + k] = MASKED;
       }
     }
   }
-  return tf.tensor4d(bias, [rows, 1, queries, keys]);
+  return tf.tensor4d(bias, [queries, rows, 1, keys]);
 }
 
 export interface DecoderCall {

@@ -230,3 +230,92 @@ export function weightedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, 
   });
   return op(logits, weights) as tf.Scalar;
 }
+
+/** depthwiseConv2d read as a grouped product: x [m, k, g] and f [k, g, n] -> [m, g, n]. */
+function groupedProduct(x: tf.Tensor, f: tf.Tensor, m: number, k: number, g: number, n: number): tf.Tensor {
+  const y = tf.depthwiseConv2d(tf.reshape(x, [1, m, k, g]) as tf.Tensor4D, tf.reshape(f, [1, k, g, n]) as tf.Tensor4D, 1, 'valid');
+  return tf.reshape(y, [m, g, n]);
+}
+
+export interface AttentionShape {
+  batch: number;
+  heads: number;
+  /** Query positions (new tokens). */
+  queries: number;
+  /** Key positions (past + new). */
+  keys: number;
+}
+
+/**
+ * Multi-head scaled dot-product attention with one custom gradient: q [batch * queries, width],
+ * k and v [batch * keys, width] (heads side by side in the width) -> [batch * queries, width].
+ * `bias` [queries, batch or 1, 1, keys] is added to the scores (masking; no gradient).
+ *
+ * On wasm the two products run as depthwise convolutions in layouts chosen so that the scores
+ * come out as [queries, batch*heads, keys] (softmax over the last axis) and most of the backward
+ * pass reads them in place: one large transpose each way instead of six (wasm's Transpose is
+ * slow, ~10 ns per element). Elsewhere it is the usual batched product over [batch*heads, ...].
+ */
+export function attention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  if (tf.getBackend() === 'wasm') return attentionByConv(q, k, v, shape, bias);
+  return attentionBatched(q, k, v, shape, bias);
+}
+
+function attentionByConv(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  const { batch: b, heads: h, queries: tq, keys: tk } = s;
+  const d = q.shape[1];
+  const hd = d / h;
+  const g = b * h;
+  const scale = 1 / Math.sqrt(hd);
+  const op = customOp(([qi, ki, vi], save) => {
+    const q4 = tf.reshape(tf.mul(qi!, scale), [b, tq, h, hd]);
+    const k4 = tf.reshape(ki!, [b, tk, h, hd]);
+    const v4 = tf.reshape(vi!, [b, tk, h, hd]);
+    let scores = groupedProduct(tf.transpose(q4, [1, 3, 0, 2]), tf.transpose(k4, [3, 0, 2, 1]), tq, hd, g, tk);
+    if (bias) scores = tf.reshape(tf.add(tf.reshape(scores, [tq, b, h, tk]), bias), [tq, g, tk]);
+    const p = tf.softmax(scores);
+    const c = groupedProduct(tf.transpose(p, [0, 2, 1]), tf.transpose(v4, [1, 0, 2, 3]), tq, tk, g, hd);
+    save([qi!, ki!, vi!, p]);
+    return {
+      value: tf.reshape(tf.transpose(tf.reshape(c, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]),
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs, ps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const dc4 = tf.reshape(dy, [b, tq, h, hd]);
+        const ks4 = tf.reshape(ks, [b, tk, h, hd]);
+        const vs4 = tf.reshape(vs, [b, tk, h, hd]);
+        const qs4 = tf.reshape(tf.mul(qs, scale), [b, tq, h, hd]);
+        // dP[i,g,j] = sum_d dC[i,g,d] V[j,g,d]
+        const dp = groupedProduct(tf.transpose(dc4, [1, 3, 0, 2]), tf.transpose(vs4, [3, 0, 2, 1]), tq, hd, g, tk);
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
+        // dQ[i,g,d] = sum_j dS[i,g,j] K[j,g,d]   (the one large transpose of the backward pass)
+        const dq = groupedProduct(tf.transpose(ds, [0, 2, 1]), tf.transpose(ks4, [1, 0, 2, 3]), tq, tk, g, hd);
+        // dK^T[d,g,j] = sum_i Q^T[d,i,g] dS[i,g,j]; dV^T likewise with dC and P: both read dS / P in place
+        const dkT = groupedProduct(tf.transpose(qs4, [3, 1, 0, 2]), ds, hd, tq, g, tk);
+        const dvT = groupedProduct(tf.transpose(dc4, [3, 1, 0, 2]), ps, hd, tq, g, tk);
+        const back = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [hd, b, h, tk]), [1, 3, 2, 0]), [b * tk, d]);
+        return [
+          tf.mul(tf.reshape(tf.transpose(tf.reshape(dq, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]), scale),
+          back(dkT),
+          back(dvT),
+        ];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor2D;
+}
+
+function attentionBatched(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  const { batch: b, heads: h, queries: tq, keys: tk } = s;
+  const d = q.shape[1];
+  const hd = d / h;
+  const split = (x: tf.Tensor, t: number, perm: number[], shape: [number, number, number]) => tf.reshape(tf.transpose(tf.reshape(x, [b, t, h, hd]), perm), shape) as tf.Tensor3D;
+  const qh = split(tf.mul(q, 1 / Math.sqrt(hd)), tq, [0, 2, 1, 3], [b * h, tq, hd]);
+  const kT = split(k, tk, [0, 2, 3, 1], [b * h, hd, tk]);
+  const vh = split(v, tk, [0, 2, 1, 3], [b * h, tk, hd]);
+  let scores: tf.Tensor = batchMatMul(qh, kT);
+  // bias arrives as [queries, batch|1, 1, keys]; here scores are [batch, heads, queries, keys]
+  if (bias) scores = tf.add(tf.reshape(scores, [b, h, tq, tk]), tf.transpose(bias, [1, 2, 0, 3]));
+  const p = softmax(tf.reshape(scores, [b * h, tq, tk]) as tf.Tensor3D);
+  const c = batchMatMul(p, vh);
+  return tf.reshape(tf.transpose(tf.reshape(c, [b, h, tq, hd]), [0, 2, 1, 3]), [b * tq, d]) as tf.Tensor2D;
+}

@@ -4,7 +4,7 @@
  * 2-D [batch * length, width] so every projection is one plain matmul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchMatMul, gelu, layerNorm, linear, softmax } from './ops.ts';
+import { attention, gelu, layerNorm, linear } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 
 export type MlpActivation = 'relu' | 'gelu';
@@ -16,13 +16,10 @@ export interface BlockShape {
   activation: MlpActivation;
 }
 
-/**
- * Keys and values of one layer for the positions seen so far. Keys are kept transposed,
- * [batch, heads, headDim, length], the layout the score product wants; values [batch, heads, length, headDim].
- */
+/** Keys and values of one layer for the positions seen so far: [batch, length, width] each. */
 export interface LayerCache {
-  kT: tf.Tensor4D;
-  v: tf.Tensor4D;
+  k: tf.Tensor3D;
+  v: tf.Tensor3D;
 }
 
 /** Registers the block's parameters under `prefix` (e.g. `lm.layers.0`). */
@@ -31,10 +28,9 @@ export function addBlockParameters(store: ParameterStore, prefix: string, shape:
   const hidden = d * shape.mlpRatio;
   store.add(`${prefix}.ln1.weight`, prefix, [d], { kind: 'ones' });
   store.add(`${prefix}.ln1.bias`, prefix, [d], { kind: 'zeros' });
-  for (const n of ['q', 'k', 'v']) {
-    store.add(`${prefix}.attn.${n}.weight`, prefix, [d, d], { kind: 'normal', std });
-    store.add(`${prefix}.attn.${n}.bias`, prefix, [d], { kind: 'zeros' });
-  }
+  // q, k and v side by side: one product (and one input transpose in its gradient) instead of three
+  store.add(`${prefix}.attn.qkv.weight`, prefix, [d, 3 * d], { kind: 'normal', std });
+  store.add(`${prefix}.attn.qkv.bias`, prefix, [3 * d], { kind: 'zeros' });
   store.add(`${prefix}.attn.out.weight`, prefix, [d, d], { kind: 'normal', std: residualStd });
   store.add(`${prefix}.attn.out.bias`, prefix, [d], { kind: 'zeros' });
   store.add(`${prefix}.ln2.weight`, prefix, [d], { kind: 'ones' });
@@ -50,8 +46,8 @@ export interface BlockCall {
   /** New positions in this call. */
   length: number;
   /**
-   * Added to attention scores, broadcast to [batch, heads, length, pastLength + length]:
-   * 0 where a query may look, a large negative number where it may not. Null: all visible.
+   * Added to attention scores, [length, batch or 1, 1, pastLength + length]: 0 where a query
+   * may look, a large negative number where it may not. Null: all visible.
    */
   bias: tf.Tensor | null;
   /** Keys/values of earlier positions; the returned cache holds past + new. */
@@ -76,22 +72,18 @@ export function transformerBlock(
   const { batch: b, length: t } = call;
   const d = shape.width;
   const h = shape.heads;
-  const hd = d / h;
 
   const a = layerNorm(x, p1('ln1.weight'), p1('ln1.bias'), call.eps);
-  const heads = (y: tf.Tensor2D, perm: number[]) => tf.transpose(tf.reshape(y, [b, t, h, hd]), perm) as tf.Tensor4D;
-  // 1/sqrt(hd) folded into q: the smallest tensor it can scale
-  const q = heads(tf.mul(linear(a, p2('attn.q.weight'), p1('attn.q.bias')), 1 / Math.sqrt(hd)) as tf.Tensor2D, [0, 2, 1, 3]);
-  const kTNew = heads(linear(a, p2('attn.k.weight'), p1('attn.k.bias')), [0, 2, 3, 1]);
-  const vNew = heads(linear(a, p2('attn.v.weight'), p1('attn.v.bias')), [0, 2, 1, 3]);
-  const kT = call.past ? (tf.concat([call.past.kT, kTNew], 3) as tf.Tensor4D) : kTNew;
-  const v = call.past ? (tf.concat([call.past.v, vNew], 2) as tf.Tensor4D) : vNew;
-  const tk = kT.shape[3];
-  let scores: tf.Tensor = batchMatMul(tf.reshape(q, [b * h, t, hd]) as tf.Tensor3D, tf.reshape(kT, [b * h, hd, tk]) as tf.Tensor3D);
-  if (call.bias) scores = tf.add(tf.reshape(scores, [b, h, t, tk]), call.bias);
-  const probs = softmax(tf.reshape(scores, [b * h, t, tk]) as tf.Tensor3D);
-  const ctx = batchMatMul(probs, tf.reshape(v, [b * h, tk, hd]) as tf.Tensor3D);
-  const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, h, t, hd]), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
+  const [q, kNew, vNew] = tf.split(linear(a, p2('attn.qkv.weight'), p1('attn.qkv.bias')), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  let k = kNew;
+  let v = vNew;
+  let keys = t;
+  if (call.past) {
+    keys = call.past.k.shape[1] + t;
+    k = tf.reshape(tf.concat([call.past.k, tf.reshape(kNew, [b, t, d])], 1), [b * keys, d]);
+    v = tf.reshape(tf.concat([call.past.v, tf.reshape(vNew, [b, t, d])], 1), [b * keys, d]);
+  }
+  const merged = attention(q, k, v, { batch: b, heads: h, queries: t, keys }, call.bias);
   const x1 = tf.add(x, linear(merged, p2('attn.out.weight'), p1('attn.out.bias'))) as tf.Tensor2D;
 
   const m = layerNorm(x1, p1('ln2.weight'), p1('ln2.bias'), call.eps);
@@ -100,5 +92,5 @@ export function transformerBlock(
     ? linear(m, p2('mlp.fc1.weight'), p1('mlp.fc1.bias'), 'relu')
     : gelu(linear(m, p2('mlp.fc1.weight'), p1('mlp.fc1.bias')));
   const y = tf.add(x1, linear(hid, p2('mlp.fc2.weight'), p1('mlp.fc2.bias'))) as tf.Tensor2D;
-  return wantCache ? { y, cache: { kT, v } } : { y };
+  return wantCache ? { y, cache: { k: tf.reshape(k, [b, keys, d]) as tf.Tensor3D, v: tf.reshape(v, [b, keys, d]) as tf.Tensor3D } } : { y };
 }

@@ -1,0 +1,154 @@
+/**
+ * The reward model's input, after LLaVA-RLHF's `fact_rlhf_reward_prompt.txt`: the conversation
+ * with the response as the assistant's last turn, then an evaluation request that lists the
+ * criteria and, for Fact-RLHF, the captions the response must be supported by:
+ *
+ *   {system} USER: <image> {question} ASSISTANT: {response}</s>USER: Please evaluate the quality
+ *   of your last response. A good response is accurate, helpful, natural and concise. The response
+ *   should be fully supported by the combination of the following captions:
+ *   {caption}
+ *   {caption} ASSISTANT: The quality score of my last response is
+ *
+ * The reward head reads the last token. Vanilla RLHF (facts off, or no facts) is the same text
+ * without the captions block. The criteria are shortened from the reference (one sentence instead
+ * of four paragraphs) so the prompt fits a small model's context.
+ *
+ * Caption order is a seeded shuffle (seed = hash32(record id, seed)): the model cannot learn a
+ * position, and the same record always reads the same order. Truncation drops captions from the
+ * end of that order (then the header) and never touches the response; a prompt whose fixed part
+ * alone is too long is a BadRecordError.
+ */
+import { BadRecordError, InvalidOptionError } from '../errors.ts';
+import { hash32, Rng } from '../stream/random.ts';
+import { encodePrompt, IMAGE_TAG, VICUNA_SYSTEM_PROMPT, type Turn } from './chat-template.ts';
+import type { TextTokenizer } from './tokenizer.ts';
+
+export const REWARD_REQUEST = 'Please evaluate the quality of your last response. A good response is accurate, helpful, natural and concise.';
+export const FACTS_HEADER = 'The response should be fully supported by the combination of the following captions:';
+export const REWARD_CLOSING = 'ASSISTANT: The quality score of my last response is';
+
+/** Text worth adding to a tokenizer's corpus so the fixed parts of the reward prompt tokenize compactly. */
+export const REWARD_PROMPT_CORPUS: readonly string[] = Object.freeze([`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`, REWARD_CLOSING]);
+
+export interface RewardPromptInput {
+  /** Record id; seeds the caption order. */
+  id: string;
+  /** Prompt turns: human first, alternating, ending with the human turn the response answers. */
+  turns: readonly Turn[];
+  response: string;
+  /** Captions / ground-truth facts (read only when `facts` is on). */
+  facts?: readonly string[];
+  /** Whether the response ended with </s> (a rollout cut at the token limit did not). Default true. */
+  endedWithEos?: boolean;
+}
+
+export interface RewardPromptOptions {
+  /** Fact-RLHF (true) or vanilla RLHF (false). */
+  facts: boolean;
+  /** Run seed for the caption order. */
+  seed: number;
+  /** Visual tokens per image (the model's imageTokenCount); 0 when the record has no image. */
+  imageTokens: number;
+  /** Longest sequence (the model's contextLength). Default: no limit. */
+  maxLength?: number;
+  systemPrompt?: string;
+}
+
+export interface EncodedRewardPrompt {
+  ids: number[];
+  /** Positions of the visual tokens (empty without an image). */
+  imagePositions: number[];
+  /** [start, end) of the response tokens (its </s> included) in `ids`. */
+  response: [number, number];
+  /** Captions given (after cleaning) and kept after truncation; 0 and 0 without facts. */
+  factsGiven: number;
+  factsKept: number;
+}
+
+/** Trimmed, non-empty captions in the record's seeded order. */
+export function orderFacts(id: string, facts: readonly string[] | undefined, seed: number): string[] {
+  const clean = (facts ?? []).map((f) => (typeof f === 'string' ? f.replace(/\s+/g, ' ').trim() : '')).filter((f) => f.length > 0);
+  return new Rng(hash32(id, seed)).shuffle(clean);
+}
+
+function checkOptions(options: RewardPromptOptions): void {
+  if (typeof options?.facts !== 'boolean') throw new InvalidOptionError('facts', `must be true or false, got ${String(options?.facts)}`);
+  if (!Number.isInteger(options.seed)) throw new InvalidOptionError('seed', `must be an integer, got ${String(options.seed)}`);
+  if (!Number.isInteger(options.imageTokens) || options.imageTokens < 0) throw new InvalidOptionError('imageTokens', `must be a non-negative integer, got ${String(options.imageTokens)}`);
+  if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength > 0)) {
+    throw new InvalidOptionError('maxLength', `must be a positive integer, got ${String(options.maxLength)}`);
+  }
+}
+
+function checkInput(input: RewardPromptInput): void {
+  if (typeof input?.id !== 'string') throw new BadRecordError('reward prompt: record has no string id');
+  if (typeof input.response !== 'string' || input.response.trim() === '') throw new BadRecordError('reward prompt: the response is empty', { fix: 'score only non-empty responses' });
+  if (input.response.includes(IMAGE_TAG)) throw new BadRecordError(`reward prompt: the response holds ${IMAGE_TAG}`, { fix: 'remove <image> from responses' });
+}
+
+/** The evaluation request that follows the response (captions in their seeded order). */
+export function evaluationText(captions: readonly string[]): string {
+  const facts = captions.length > 0 ? ` ${FACTS_HEADER}\n${captions.join('\n')}` : '';
+  return `USER: ${REWARD_REQUEST}${facts} ${REWARD_CLOSING}`;
+}
+
+/**
+ * The whole reward prompt as text (no truncation), as the model reads it: for inspection and
+ * tests. `<image>` stays a tag; the tokenizer sees the same pieces (see encodeRewardPrompt).
+ */
+export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardPromptOptions, 'imageTokens' | 'maxLength'>): string {
+  checkInput(input);
+  const system = options.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
+  let text = '';
+  input.turns.forEach((t, i) => {
+    if (t.from === 'human') text += `${i === 0 ? `${system} ` : ''}USER: ${t.value.trim()} ASSISTANT:`;
+    else text += ` ${t.value.trim()}</s>`;
+  });
+  const eos = input.endedWithEos === false ? '' : '</s>';
+  text += ` ${input.response.trim()}${eos}`;
+  const captions = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
+  return text + (eos ? '' : ' ') + evaluationText(captions);
+}
+
+/**
+ * Token ids and image positions of the reward prompt. Pieces are tokenised on their own (as the
+ * chat template does), so the prompt is the policy's prompt + response + the evaluation tokens.
+ */
+export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput, options: RewardPromptOptions): EncodedRewardPrompt {
+  checkOptions(options);
+  checkInput(input);
+  const prompt = encodePrompt(tok, input.turns, { imageTokens: options.imageTokens, systemPrompt: options.systemPrompt });
+  const ids = prompt.ids.slice();
+  const start = ids.length;
+  ids.push(...tok.encode(input.response.trim()));
+  if (input.endedWithEos !== false) ids.push(tok.eosId);
+  const end = ids.length;
+  const captions = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
+  const closing = tok.encode(REWARD_CLOSING);
+  const plain = tok.encode(`USER: ${REWARD_REQUEST}`);
+  const max = options.maxLength ?? Number.POSITIVE_INFINITY;
+  const fixed = ids.length + plain.length + closing.length;
+  if (fixed > max) {
+    throw new BadRecordError(`reward prompt has ${fixed} tokens without facts (response ${end - start}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
+      fix: 'shorten the conversation or the response, or use a model with a longer context',
+    });
+  }
+  // facts: header, then whole captions while they fit (the response is never cut)
+  let kept = 0;
+  let evaluation = plain;
+  if (captions.length > 0) {
+    const head = tok.encode(`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`);
+    const lines = captions.map((c) => tok.encode(`\n${c}`));
+    let used = ids.length + head.length + closing.length;
+    const body: number[] = [];
+    for (const line of lines) {
+      if (used + line.length > max) break;
+      body.push(...line);
+      used += line.length;
+      kept++;
+    }
+    if (kept > 0) evaluation = [...head, ...body];
+  }
+  ids.push(...evaluation, ...closing);
+  return { ids, imagePositions: prompt.imagePositions, response: [start, end], factsGiven: captions.length, factsKept: kept };
+}
