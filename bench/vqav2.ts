@@ -21,19 +21,25 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const FULL = 443_757;
 const Q_FILE = 'v2_OpenEnded_mscoco_train2014_questions.json';
 const A_FILE = 'v2_mscoco_train2014_annotations.json';
+/** Bump when the generator changes, so old files under bench/.data are made again. */
+const DATA_VERSION = 'vqav2-bench-2';
 
 // ------------------------------------------------------------------ data generation
 
 const OBJECTS = ['dog', 'cat', 'man', 'woman', 'bus', 'train', 'bike', 'table', 'pizza', 'clock', 'horse', 'kite', 'plate', 'umbrella', 'car', 'giraffe'];
 const COLORS = ['white', 'black', 'red', 'blue', 'green', 'yellow', 'brown', 'gray', 'orange', 'pink'];
-const WORDS = ['tennis', 'kitchen', 'bathroom', 'skateboarding', 'frisbee', 'surfing', 'pizza', 'nothing', 'eating', 'sunny', 'wood', 'grass', 'left', 'right', 'above toilet', 'man in middle', 'café'];
+const WORDS = ['tennis', 'kitchen', 'bathroom', 'skateboarding', 'frisbee', 'surfing', 'pizza', 'nothing', 'eating', 'sunny', 'wood', 'grass', 'left', 'right', 'above toilet', 'man in middle'];
+
+// non-ASCII text is rare in the real files (a few answers like "café"); keep it rare here too
+const RARE = ['café', 'jalapeño', 'über', '日本'];
 
 interface GenAnswer { answer: string; answer_confidence: string; answer_id: number }
 
 /** Deterministic VQA-v2-shaped files: one line each, Python `json.dump` separators. */
-async function generate(dir: string, total: number): Promise<void> {
+export async function generate(dir: string, total: number): Promise<void> {
   const done = path.join(dir, '.complete');
-  if (await exists(done)) return;
+  const stamp = `${DATA_VERSION} ${total}\n`;
+  if ((await readFile(done, 'utf8').catch(() => '')) === stamp) return;
   await mkdir(dir, { recursive: true });
   const rng = new Rng(20170426);
   const info = '{"description": "This is v2.0 of the VQA dataset.", "url": "http://visualqa.org", "version": "2.0", "year": 2017, "contributor": "VQA Team", "date_created": "2017-04-26 17:07:13"}';
@@ -61,6 +67,7 @@ async function generate(dir: string, total: number): Promise<void> {
       if (r < 0.376) { question = `Is there a ${obj} in the picture?`; type = 'yes/no'; qtype = 'is there a'; pool = ['yes', 'no']; }
       else if (r < 0.508) { question = `How many ${obj}s are there?`; type = 'number'; qtype = 'how many'; pool = ['0', '1', '2', '3', '4', '5', '12']; }
       else if (rng.next() < 0.5) { question = `What color is the ${obj}?`; type = 'other'; qtype = 'what color is the'; pool = COLORS; }
+      else if (rng.next() < 0.0002) { question = `What is written on the ${obj}'s sign?`; type = 'other'; qtype = 'what is'; pool = RARE; }
       else { question = `What is the ${obj} doing near the "${rng.pick(OBJECTS)}"?`; type = 'other'; qtype = 'what is the'; pool = WORDS; }
       const answers: GenAnswer[] = [];
       for (let i = 1; i <= 10; i++) answers.push({ answer: rng.pick(pool), answer_confidence: rng.next() < 0.8 ? 'yes' : rng.next() < 0.5 ? 'maybe' : 'no', answer_id: i });
@@ -83,12 +90,9 @@ async function generate(dir: string, total: number): Promise<void> {
   await Promise.all([q, a].map((s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())))));
   await rename(path.join(dir, Q_FILE + '.tmp'), path.join(dir, Q_FILE));
   await rename(path.join(dir, A_FILE + '.tmp'), path.join(dir, A_FILE));
-  await writeFile(done, `${total}\n`);
+  await writeFile(done, stamp);
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
-}
 
 // ------------------------------------------------------------------ cases (child side)
 

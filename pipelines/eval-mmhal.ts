@@ -14,6 +14,7 @@
  * read from the environment variable FACTFLOW_JUDGE_API_KEY (never a parameter, so it is
  * never written to run.json or summary.json), its replies cached under `judge_cache`.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { Answerer } from '../src/eval/answerer.ts';
@@ -63,7 +64,9 @@ export default definePipeline({
     }
     let world: string | undefined;
     const fromWorld = async (rel: string): Promise<string> => {
-      world ??= (await ctx.ensure('shapes-world', p.world)).out;
+      // an existing world is used as it is (whatever its params: it is the one the models
+      // were trained on); only a missing one is generated
+      world ??= existsSync(path.resolve(p.world, SHAPES_WORLD_FILES.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world)).out;
       return path.join(world, rel);
     };
     if (p.answers !== '' && p.questions !== '') ctx.log('eval-mmhal: scoring the answers file; questions= is not used');

@@ -11,6 +11,7 @@
  * file, same order), or `answers` may hold `{split}` (replaced by random, popular, ...).
  * Answers files are JSON Lines of `{question_id, text}` (the reference's answer files).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { Answerer } from '../src/eval/answerer.ts';
@@ -48,7 +49,9 @@ export default definePipeline({
     }
     let world: string | undefined;
     const fromWorld = async (rel: string): Promise<string> => {
-      world ??= (await ctx.ensure('shapes-world', p.world)).out;
+      // an existing world is used as it is (whatever its params: it is the one the models
+      // were trained on); only a missing one is generated
+      world ??= existsSync(path.resolve(p.world, SHAPES_WORLD_FILES.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world)).out;
       return path.join(world, rel);
     };
     const questions = p.questions !== ''

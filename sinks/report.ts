@@ -235,9 +235,10 @@ async function renderChart(out: string, name: string, svg: string): Promise<stri
 function cell(summary: Record<string, number>, key: string): string {
   const v = summary[key];
   if (v === undefined || !Number.isFinite(v)) return 'n/a';
-  const f = (x: number): string => (Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(3));
+  // the sd gets the mean's decimals, so "25.0 ± 7.1" reads as one number
+  const decimals = Math.abs(v) >= 10 ? 1 : 3;
   const sd = summary[`${key}_sd`];
-  return sd !== undefined && Number.isFinite(sd) ? `${f(v)} ± ${f(sd)}` : f(v);
+  return sd !== undefined && Number.isFinite(sd) ? `${v.toFixed(decimals)} ± ${sd.toFixed(decimals)}` : v.toFixed(decimals);
 }
 
 function mdEscape(text: string): string {

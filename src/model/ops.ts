@@ -261,47 +261,90 @@ export function attention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape:
   return attentionBatched(q, k, v, shape, bias);
 }
 
-function attentionByConv(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+interface ConvAttentionForward {
+  value: tf.Tensor;
+  p: tf.Tensor;
+}
+
+/** Forward of depthwise attention on q (unscaled), k, v [rows, width]. */
+function convAttentionForward(qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, s: AttentionShape, bias: tf.Tensor | null, d: number): ConvAttentionForward {
   const { batch: b, heads: h, queries: tq, keys: tk } = s;
-  const d = q.shape[1];
+  const hd = d / h;
+  const g = b * h;
+  const q4 = tf.reshape(tf.mul(qi, 1 / Math.sqrt(hd)), [b, tq, h, hd]);
+  const k4 = tf.reshape(ki, [b, tk, h, hd]);
+  const v4 = tf.reshape(vi, [b, tk, h, hd]);
+  let scores = groupedProduct(tf.transpose(q4, [1, 3, 0, 2]), tf.transpose(k4, [3, 0, 2, 1]), tq, hd, g, tk);
+  if (bias) scores = tf.reshape(tf.add(tf.reshape(scores, [tq, b, h, tk]), bias), [tq, g, tk]);
+  const p = tf.softmax(scores);
+  const c = groupedProduct(tf.transpose(p, [0, 2, 1]), tf.transpose(v4, [1, 0, 2, 3]), tq, tk, g, hd);
+  return { value: tf.reshape(tf.transpose(tf.reshape(c, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]), p };
+}
+
+/** Gradients [dq, dk, dv] of depthwise attention, from the saved inputs and probabilities. */
+function convAttentionBackward(dy: tf.Tensor, qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor, ps: tf.Tensor, s: AttentionShape, d: number): tf.Tensor[] {
+  const { batch: b, heads: h, queries: tq, keys: tk } = s;
   const hd = d / h;
   const g = b * h;
   const scale = 1 / Math.sqrt(hd);
+  const dc4 = tf.reshape(dy, [b, tq, h, hd]);
+  const ks4 = tf.reshape(ks, [b, tk, h, hd]);
+  const vs4 = tf.reshape(vs, [b, tk, h, hd]);
+  const qs4 = tf.reshape(tf.mul(qs, scale), [b, tq, h, hd]);
+  // dP[i,g,j] = sum_d dC[i,g,d] V[j,g,d]
+  const dp = groupedProduct(tf.transpose(dc4, [1, 3, 0, 2]), tf.transpose(vs4, [3, 0, 2, 1]), tq, hd, g, tk);
+  const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
+  // dQ[i,g,d] = sum_j dS[i,g,j] K[j,g,d]   (the one large transpose of the backward pass)
+  const dq = groupedProduct(tf.transpose(ds, [0, 2, 1]), tf.transpose(ks4, [1, 0, 2, 3]), tq, tk, g, hd);
+  // dK^T[d,g,j] = sum_i Q^T[d,i,g] dS[i,g,j]; dV^T likewise with dC and P: both read dS / P in place
+  const dkT = groupedProduct(tf.transpose(qs4, [3, 1, 0, 2]), ds, hd, tq, g, tk);
+  const dvT = groupedProduct(tf.transpose(dc4, [3, 1, 0, 2]), ps, hd, tq, g, tk);
+  const back = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [hd, b, h, tk]), [1, 3, 2, 0]), [b * tk, d]);
+  return [tf.mul(tf.reshape(tf.transpose(tf.reshape(dq, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]), scale), back(dkT), back(dvT)];
+}
+
+function attentionByConv(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  const d = q.shape[1];
   const op = customOp(([qi, ki, vi], save) => {
-    const q4 = tf.reshape(tf.mul(qi!, scale), [b, tq, h, hd]);
-    const k4 = tf.reshape(ki!, [b, tk, h, hd]);
-    const v4 = tf.reshape(vi!, [b, tk, h, hd]);
-    let scores = groupedProduct(tf.transpose(q4, [1, 3, 0, 2]), tf.transpose(k4, [3, 0, 2, 1]), tq, hd, g, tk);
-    if (bias) scores = tf.reshape(tf.add(tf.reshape(scores, [tq, b, h, tk]), bias), [tq, g, tk]);
-    const p = tf.softmax(scores);
-    const c = groupedProduct(tf.transpose(p, [0, 2, 1]), tf.transpose(v4, [1, 0, 2, 3]), tq, tk, g, hd);
-    save([qi!, ki!, vi!, p]);
+    const f = convAttentionForward(qi!, ki!, vi!, s, bias, d);
+    save([qi!, ki!, vi!, f.p]);
     return {
-      value: tf.reshape(tf.transpose(tf.reshape(c, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]),
-      gradFunc: (dy, saved) => {
-        const [qs, ks, vs, ps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const dc4 = tf.reshape(dy, [b, tq, h, hd]);
-        const ks4 = tf.reshape(ks, [b, tk, h, hd]);
-        const vs4 = tf.reshape(vs, [b, tk, h, hd]);
-        const qs4 = tf.reshape(tf.mul(qs, scale), [b, tq, h, hd]);
-        // dP[i,g,j] = sum_d dC[i,g,d] V[j,g,d]
-        const dp = groupedProduct(tf.transpose(dc4, [1, 3, 0, 2]), tf.transpose(vs4, [3, 0, 2, 1]), tq, hd, g, tk);
-        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
-        // dQ[i,g,d] = sum_j dS[i,g,j] K[j,g,d]   (the one large transpose of the backward pass)
-        const dq = groupedProduct(tf.transpose(ds, [0, 2, 1]), tf.transpose(ks4, [1, 0, 2, 3]), tq, tk, g, hd);
-        // dK^T[d,g,j] = sum_i Q^T[d,i,g] dS[i,g,j]; dV^T likewise with dC and P: both read dS / P in place
-        const dkT = groupedProduct(tf.transpose(qs4, [3, 1, 0, 2]), ds, hd, tq, g, tk);
-        const dvT = groupedProduct(tf.transpose(dc4, [3, 1, 0, 2]), ps, hd, tq, g, tk);
-        const back = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [hd, b, h, tk]), [1, 3, 2, 0]), [b * tk, d]);
-        return [
-          tf.mul(tf.reshape(tf.transpose(tf.reshape(dq, [tq, b, h, hd]), [1, 0, 2, 3]), [b * tq, d]), scale),
-          back(dkT),
-          back(dvT),
-        ];
-      },
+      value: f.value,
+      gradFunc: (dy, saved) => convAttentionBackward(dy, saved[0]!, saved[1]!, saved[2]!, saved[3]!, s, d),
     };
   });
   return op(q, k, v) as tf.Tensor2D;
+}
+
+/**
+ * Self-attention from the block's normalised input: q, k, v projections plus attention as one
+ * custom op (training and scoring; no cache). On wasm this saves splitting a fused projection
+ * and transposes `x` once for the three weight gradients. Returns the attention output before
+ * the output projection, [rows, width].
+ */
+export function selfAttention(x: tf.Tensor2D, w: { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D }, b: { q: tf.Tensor1D; k: tf.Tensor1D; v: tf.Tensor1D }, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  if (tf.getBackend() !== 'wasm') {
+    return attention(linear(x, w.q, b.q), linear(x, w.k, b.k), linear(x, w.v, b.v), s, bias);
+  }
+  const d = x.shape[1];
+  const op = customOp(([xi, wq, wk, wv, bq, bk, bv], save) => {
+    const q = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wq as tf.Tensor2D, bias: bq });
+    const k = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wk as tf.Tensor2D, bias: bk });
+    const v = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wv as tf.Tensor2D, bias: bv });
+    const f = convAttentionForward(q, k, v, s, bias, d);
+    save([xi!, wq!, wk!, wv!, q, k, v, f.p]);
+    return {
+      value: f.value,
+      gradFunc: (dy, saved) => {
+        const [xs, wqs, wks, wvs, qs, ks, vs, ps] = saved as tf.Tensor2D[];
+        const [dq, dk, dv] = convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const xT = tf.transpose(xs!);
+        const dx = tf.addN([tf.matMul(dq, tf.transpose(wqs!)), tf.matMul(dk, tf.transpose(wks!)), tf.matMul(dv, tf.transpose(wvs!))]);
+        return [dx, tf.matMul(xT, dq), tf.matMul(xT, dk), tf.matMul(xT, dv), columnSum(dq), columnSum(dk), columnSum(dv)];
+      },
+    };
+  });
+  return op(x, w.q, w.k, w.v, b.q, b.k, b.v) as tf.Tensor2D;
 }
 
 function attentionBatched(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
@@ -319,3 +362,4 @@ function attentionBatched(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Att
   const c = batchMatMul(p, vh);
   return tf.reshape(tf.transpose(tf.reshape(c, [b, h, tq, hd]), [0, 2, 1, 3]), [b * tq, d]) as tf.Tensor2D;
 }
+

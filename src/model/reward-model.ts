@@ -137,7 +137,10 @@ export const REWARD_CENTERING_COEF = 1e-3;
  * -log sigmoid(r_chosen - r_rejected), plus centeringCoef * |mean(r_chosen + r_rejected)|.
  */
 export function pairwiseRewardLoss(chosen: tf.Tensor1D, rejected: tf.Tensor1D, centeringCoef = REWARD_CENTERING_COEF): tf.Scalar {
-  const ranking = tf.mean(tf.neg(tf.logSigmoid(tf.sub(chosen, rejected))));
+  // -log sigmoid(d) = softplus(-d) = relu(-d) + log1p(exp(-|d|)): stable for any d, and built from
+  // plain ops (tf.logSigmoid's custom gradient fails inside variableGrads on wasm)
+  const d = tf.sub(chosen, rejected);
+  const ranking = tf.mean(tf.add(tf.relu(tf.neg(d)), tf.log1p(tf.exp(tf.neg(tf.abs(d))))));
   if (centeringCoef === 0) return ranking as tf.Scalar;
   return tf.add(ranking, tf.mul(centeringCoef, tf.abs(tf.mean(tf.add(chosen, rejected))))) as tf.Scalar;
 }

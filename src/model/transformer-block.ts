@@ -4,7 +4,7 @@
  * 2-D [batch * length, width] so every projection is one plain matmul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { attention, gelu, layerNorm, linear } from './ops.ts';
+import { attention, gelu, layerNorm, linear, selfAttention } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 
 export type MlpActivation = 'relu' | 'gelu';
@@ -28,9 +28,10 @@ export function addBlockParameters(store: ParameterStore, prefix: string, shape:
   const hidden = d * shape.mlpRatio;
   store.add(`${prefix}.ln1.weight`, prefix, [d], { kind: 'ones' });
   store.add(`${prefix}.ln1.bias`, prefix, [d], { kind: 'zeros' });
-  // q, k and v side by side: one product (and one input transpose in its gradient) instead of three
-  store.add(`${prefix}.attn.qkv.weight`, prefix, [d, 3 * d], { kind: 'normal', std });
-  store.add(`${prefix}.attn.qkv.bias`, prefix, [3 * d], { kind: 'zeros' });
+  for (const n of ['q', 'k', 'v']) {
+    store.add(`${prefix}.attn.${n}.weight`, prefix, [d, d], { kind: 'normal', std });
+    store.add(`${prefix}.attn.${n}.bias`, prefix, [d], { kind: 'zeros' });
+  }
   store.add(`${prefix}.attn.out.weight`, prefix, [d, d], { kind: 'normal', std: residualStd });
   store.add(`${prefix}.attn.out.bias`, prefix, [d], { kind: 'zeros' });
   store.add(`${prefix}.ln2.weight`, prefix, [d], { kind: 'ones' });
@@ -74,16 +75,24 @@ export function transformerBlock(
   const h = shape.heads;
 
   const a = layerNorm(x, p1('ln1.weight'), p1('ln1.bias'), call.eps);
-  const [q, kNew, vNew] = tf.split(linear(a, p2('attn.qkv.weight'), p1('attn.qkv.bias')), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  let k = kNew;
-  let v = vNew;
-  let keys = t;
-  if (call.past) {
-    keys = call.past.k.shape[1] + t;
-    k = tf.reshape(tf.concat([call.past.k, tf.reshape(kNew, [b, t, d])], 1), [b * keys, d]);
-    v = tf.reshape(tf.concat([call.past.v, tf.reshape(vNew, [b, t, d])], 1), [b * keys, d]);
+  let merged: tf.Tensor2D;
+  let cache: LayerCache | undefined;
+  if (!wantCache && !call.past) {
+    merged = selfAttention(a, { q: p2('attn.q.weight'), k: p2('attn.k.weight'), v: p2('attn.v.weight') }, { q: p1('attn.q.bias'), k: p1('attn.k.bias'), v: p1('attn.v.bias') }, { batch: b, heads: h, queries: t, keys: t }, call.bias);
+  } else {
+    // generation: keys/values are kept for the next step
+    const q = linear(a, p2('attn.q.weight'), p1('attn.q.bias'));
+    let k = linear(a, p2('attn.k.weight'), p1('attn.k.bias'));
+    let v = linear(a, p2('attn.v.weight'), p1('attn.v.bias'));
+    let keys = t;
+    if (call.past) {
+      keys = call.past.k.shape[1] + t;
+      k = tf.reshape(tf.concat([call.past.k, tf.reshape(k, [b, t, d])], 1), [b * keys, d]);
+      v = tf.reshape(tf.concat([call.past.v, tf.reshape(v, [b, t, d])], 1), [b * keys, d]);
+    }
+    merged = attention(q, k, v, { batch: b, heads: h, queries: t, keys }, call.bias);
+    cache = { k: tf.reshape(k, [b, keys, d]) as tf.Tensor3D, v: tf.reshape(v, [b, keys, d]) as tf.Tensor3D };
   }
-  const merged = attention(q, k, v, { batch: b, heads: h, queries: t, keys }, call.bias);
   const x1 = tf.add(x, linear(merged, p2('attn.out.weight'), p1('attn.out.bias'))) as tf.Tensor2D;
 
   const m = layerNorm(x1, p1('ln2.weight'), p1('ln2.bias'), call.eps);
@@ -92,5 +101,5 @@ export function transformerBlock(
     ? linear(m, p2('mlp.fc1.weight'), p1('mlp.fc1.bias'), 'relu')
     : gelu(linear(m, p2('mlp.fc1.weight'), p1('mlp.fc1.bias')));
   const y = tf.add(x1, linear(hid, p2('mlp.fc2.weight'), p1('mlp.fc2.bias'))) as tf.Tensor2D;
-  return wantCache ? { y, cache: { k: tf.reshape(k, [b, keys, d]) as tf.Tensor3D, v: tf.reshape(v, [b, keys, d]) as tf.Tensor3D } } : { y };
+  return wantCache ? { y, cache } : { y };
 }

@@ -147,13 +147,16 @@ export async function runFlow<R>(spec: FlowSpec<unknown, R>, options: RunFlowOpt
   // for-await and every operator here do.
   interface Tap { readonly producer: string; readonly out: StageCounts; readonly next: StageCounts; last?: Promise<IteratorResult<unknown>> }
   const taps: Tap[] = [];
+  // A plain flag: AbortSignal's `aborted` getter validates its receiver, measurable per record.
+  let stopped = false;
+  signal.addEventListener('abort', () => { stopped = true; }, { once: true });
   const tap = (input: AsyncIterable<unknown>, producer: string, out: StageCounts, next: StageCounts): AsyncIterable<unknown> => {
     const t: Tap = { producer, out, next };
     taps.push(t);
     const it = input[Symbol.asyncIterator]();
     const iter: AsyncIterableIterator<unknown> = {
       next: () => {
-        if (signal.aborted) {
+        if (stopped) {
           it.return?.()?.catch(() => {});
           return Promise.reject(abortError(signal));
         }

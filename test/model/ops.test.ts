@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../../src/stream/random.ts';
-import { batchMatMul, columnSum, embedding, gelu, layerNorm, linear, matMul, softmax, weightedCrossEntropy } from '../../src/model/ops.ts';
+import { attention, batchMatMul, columnSum, selfAttention, embedding, gelu, layerNorm, linear, matMul, softmax, weightedCrossEntropy } from '../../src/model/ops.ts';
 
 tf.env().set('PROD', true);
 test.before(async () => { await tf.setBackend('cpu'); });
@@ -88,4 +88,60 @@ test('weightedCrossEntropy equals -sum(w * logSoftmax[target]); gradient also fo
 
 test('columnSum equals tf.sum over axis 0', (t) => {
   same(t, [rand([7, 3])], (x) => columnSum(x as tf.Tensor2D), (x) => tf.sum(x, 0));
+});
+
+function refAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, b: number, h: number, tq: number, tk: number, bias: tf.Tensor | null): tf.Tensor {
+  const d = q.shape[1]!, hd = d / h;
+  const qh = tf.transpose(tf.reshape(q, [b, tq, h, hd]), [0, 2, 1, 3]);
+  const kh = tf.transpose(tf.reshape(k, [b, tk, h, hd]), [0, 2, 1, 3]);
+  const vh = tf.transpose(tf.reshape(v, [b, tk, h, hd]), [0, 2, 1, 3]);
+  let s = tf.div(tf.matMul(qh, kh, false, true), Math.sqrt(hd));
+  if (bias) s = tf.add(s, tf.transpose(bias, [1, 2, 0, 3]));
+  return tf.reshape(tf.transpose(tf.matMul(tf.softmax(s), vh), [0, 2, 1, 3]), [b * tq, d]);
+}
+
+test.serial('attention: both formulations (batched; depthwise on wasm) equal a reference, values and gradients', async (t) => {
+  const b = 2, h = 2, tq = 3, tk = 5, d = 8;
+  const mask = new Float32Array(tq * b * tk);
+  for (let i = 0; i < tq; i++) for (let j = 0; j < tk; j++) { if (j > 2 + i) mask[(i * b + 0) * tk + j] = -1e9; if (j === 0) mask[(i * b + 1) * tk + j] = -1e9; }
+  const bias = tf.tensor4d(mask, [tq, b, 1, tk]);
+  const inputs = [rand([b * tq, d]), rand([b * tk, d]), rand([b * tk, d])];
+  const mine = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => attention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, { batch: b, heads: h, queries: tq, keys: tk }, bias);
+  const ref = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => refAttention(q, k, v, b, h, tq, tk, bias);
+  same(t, inputs, mine as never, ref as never, 2e-4);
+  const r = rand([b * tq, d]);
+  const f = (fn: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(fn(q, k, v), r));
+  const want = tf.grads(f(ref))(inputs);
+  await tf.setBackend('wasm');
+  try {
+    t.true(maxRelDiff(mine(inputs[0]!, inputs[1]!, inputs[2]!), ref(inputs[0]!, inputs[1]!, inputs[2]!)) < 2e-4);
+    tf.grads(f(mine))(inputs).forEach((g, i) => t.true(maxRelDiff(g, want[i]!) < 2e-4, `input ${i}: ${maxRelDiff(g, want[i]!)}`));
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
+
+test.serial('selfAttention (fused projections on wasm) equals linear projections + reference attention, values and gradients', async (t) => {
+  const b = 2, h = 2, n = 4, d = 8;
+  const inputs = [rand([b * n, d]), rand([d, d]), rand([d, d]), rand([d, d]), rand([d]), rand([d]), rand([d])];
+  const shape = { batch: b, heads: h, queries: n, keys: n };
+  const ref = (x: tf.Tensor, wq: tf.Tensor, wk: tf.Tensor, wv: tf.Tensor, bq: tf.Tensor, bk: tf.Tensor, bv: tf.Tensor) =>
+    refAttention(tf.add(tf.matMul(x as tf.Tensor2D, wq as tf.Tensor2D), bq), tf.add(tf.matMul(x as tf.Tensor2D, wk as tf.Tensor2D), bk), tf.add(tf.matMul(x as tf.Tensor2D, wv as tf.Tensor2D), bv), b, h, n, n, null);
+  const mine = (x: tf.Tensor, wq: tf.Tensor, wk: tf.Tensor, wv: tf.Tensor, bq: tf.Tensor, bk: tf.Tensor, bv: tf.Tensor) =>
+    selfAttention(x as tf.Tensor2D, { q: wq as tf.Tensor2D, k: wk as tf.Tensor2D, v: wv as tf.Tensor2D }, { q: bq as tf.Tensor1D, k: bk as tf.Tensor1D, v: bv as tf.Tensor1D }, shape, null);
+  const r = rand([b * n, d]);
+  const loss = (fn: typeof ref) => (...x: tf.Tensor[]) => tf.sum(tf.mul((fn as (...a: tf.Tensor[]) => tf.Tensor)(...x), r));
+  const want = tf.grads(loss(ref))(inputs);
+  const wantVal = (ref as (...a: tf.Tensor[]) => tf.Tensor)(...inputs);
+  await tf.setBackend('wasm');
+  try {
+    t.true(maxRelDiff((mine as (...a: tf.Tensor[]) => tf.Tensor)(...inputs), wantVal) < 2e-4);
+    // the key bias's true gradient is 0 (it shifts every score of a query equally): compare absolutely
+    tf.grads(loss(mine))(inputs).forEach((g, i) => {
+      const x = g.dataSync(), y = want[i]!.dataSync();
+      x.forEach((v, j) => t.true(Math.abs(v - y[j]!) <= 1e-4 + 5e-4 * Math.abs(y[j]!), `input ${i}[${j}]: ${v} vs ${y[j]}`));
+    });
+  } finally {
+    await tf.setBackend('cpu');
+  }
 });

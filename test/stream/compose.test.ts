@@ -19,7 +19,7 @@ test('a composed stage works inside runFlow; inner rejections count against it',
     map((x: number) => x * 10, { name: 'x10' }),
   );
   const res = await runFlow({ source: arraySource('s', [1, 2, 3]), stages: [{ ...inner, name: 'clean' }], sink: collectSink<number>() },
-    { seed: 1, deadLetterPath: join(await tempDir(), 'dl.jsonl') });
+    { seed: 1, deadLetterPath: join(await tempDir(t), 'dl.jsonl') });
   t.deepEqual(res.result, [10, 30]);
   t.deepEqual(res.stages[1], { name: 'clean', in: 3, out: 2, rejected: 1 });
 });

@@ -5,7 +5,7 @@ import { deadLetters, safeJsonValue } from '../../src/stream/dead-letters.ts';
 import { tempDir } from './helpers.ts';
 
 test('dead letters: file exists at once, lines have every key, flush makes them visible', async (t) => {
-  const path = join(await tempDir(), 'sub', 'dl.jsonl');
+  const path = join(await tempDir(t), 'sub', 'dl.jsonl');
   const dl = deadLetters(path);
   t.is(await readFile(path, 'utf8'), '');
   dl.write('parse', { id: 1n, img: new Uint8Array(10) }, 'bad json', { file: 'a.json', byteOffset: 77, index: 3 });

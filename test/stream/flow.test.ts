@@ -21,7 +21,7 @@ const rejectOdd: Stage<Rec, Rec> = map((r: Rec) => {
 }, { name: 'unlucky' });
 
 test('runFlow counts every stage: in = out + rejected, dead letters carry the origin', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const deadLetterPath = join(dir, 'dl', 'dead-letters.jsonl');
   const sink = collectSink<Rec>('shards');
   const res = await runFlow({
@@ -53,7 +53,7 @@ test('runFlow counts every stage: in = out + rejected, dead letters carry the or
 });
 
 test('runFlow creates an empty dead-letter file when nothing is rejected; no stages is fine', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const res = await runFlow({ source: arraySource('s', [1, 2, 3]), sink: collectSink<number>() }, { seed: 0, deadLetterPath: join(dir, 'dl.jsonl') });
   t.deepEqual(res.result, [1, 2, 3]);
   t.is((await stat(res.deadLetterPath)).size, 0);
@@ -62,7 +62,7 @@ test('runFlow creates an empty dead-letter file when nothing is rejected; no sta
 });
 
 test('source rejections count on the source row (in = out + rejected)', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const source: Source<number> = {
     name: 'raw',
     async *read(ctx) {
@@ -79,7 +79,7 @@ test('source rejections count on the source row (in = out + rejected)', async (t
 });
 
 test('policy fail: a rejection throws BadRecordError naming stage and position', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const err = await t.throwsAsync(runFlow({
     source: arraySource('vqav2', records(20)),
     stages: [rejectOdd],
@@ -91,7 +91,7 @@ test('policy fail: a rejection throws BadRecordError naming stage and position',
 });
 
 test('policy fail via ctx.reject with a string reason', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const stage: Stage<Rec, Rec> = {
     name: 'checker',
     async *run(input, ctx) {
@@ -108,7 +108,7 @@ test('policy fail via ctx.reject with a string reason', async (t) => {
 });
 
 test('a non-factflow error is wrapped with the stage name and kept as cause', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const stage: Stage<Rec, Rec> = { name: 'explode', async *run(input) { for await (const r of input) { if (r.id === 2) throw new RangeError('nope'); yield r; } } };
   const err = await t.throwsAsync(runFlow({ source: arraySource('s', records(5)), stages: [stage, map((r: Rec) => r, { name: 'after' })], sink: collectSink<Rec>() },
     { seed: 1, deadLetterPath: join(dir, 'dl.jsonl') }));
@@ -133,7 +133,7 @@ function endless(name: string, counter: { produced: number }, delayMs = 0): Sour
 }
 
 test('the first error aborts the other stages (a tee side and the source stop)', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const counter = { produced: 0 };
   let sideSawAbort = false;
   let sideRead = 0;
@@ -155,7 +155,7 @@ test('the first error aborts the other stages (a tee side and the source stop)',
 });
 
 test('a failing sink aborts the stages upstream', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const counter = { produced: 0 };
   let stageSignal: AbortSignal | undefined;
   const spy = map((r: Rec, o) => { stageSignal = o.signal; return r; }, { name: 'spy', concurrency: 2 });
@@ -170,7 +170,7 @@ test('a failing sink aborts the stages upstream', async (t) => {
 });
 
 test('aborting through options.signal gives FF_ERR_ABORTED with the reason as cause', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const counter = { produced: 0 };
   const ac = new AbortController();
   const reason = new Error('user pressed ctrl-c');
@@ -189,13 +189,13 @@ test('aborting through options.signal gives FF_ERR_ABORTED with the reason as ca
 
 test('an already aborted signal rejects at once', async (t) => {
   const err = await t.throwsAsync(runFlow({ source: arraySource('s', [1]), sink: collectSink() },
-    { seed: 1, signal: AbortSignal.abort('stop'), deadLetterPath: join(await tempDir(), 'dl.jsonl') }));
+    { seed: 1, signal: AbortSignal.abort('stop'), deadLetterPath: join(await tempDir(t), 'dl.jsonl') }));
   t.is((err as { code?: string }).code, 'FF_ERR_ABORTED');
   t.is((err as Error).cause, 'stop');
 });
 
 test('a slow sink keeps the source only a few records ahead (pull-based)', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const src = arraySource('s', records(60));
   let maxAhead = 0;
   let consumed = 0;
@@ -210,7 +210,7 @@ test('a slow sink keeps the source only a few records ahead (pull-based)', async
 });
 
 test('options and stage names are checked', async (t) => {
-  const dl = join(await tempDir(), 'dl.jsonl');
+  const dl = join(await tempDir(t), 'dl.jsonl');
   const same = map((x) => x, { name: 'x' });
   let err = await t.throwsAsync(runFlow({ source: arraySource('s', [1]), stages: [same, same], sink: collectSink() }, { seed: 1, deadLetterPath: dl }));
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
@@ -224,7 +224,7 @@ test('options and stage names are checked', async (t) => {
 });
 
 test('contexts carry seed, partition and the sources\' input fingerprints', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   let seen: unknown;
   const source: Source<number> = {
     name: 'fp',
@@ -239,7 +239,7 @@ test('contexts carry seed, partition and the sources\' input fingerprints', asyn
 });
 
 test('runFlow reports source and sink counts to the progress sink; batch rows are marked', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const events: string[] = [];
   const progress: ProgressSink = {
     start(name, o) {
@@ -258,7 +258,7 @@ test('runFlow reports source and sink counts to the progress sink; batch rows ar
 });
 
 test('a stage whose run() throws synchronously fails with its own name; a sink that swallows errors does not hide them', async (t) => {
-  const dl = join(await tempDir(), 'dl.jsonl');
+  const dl = join(await tempDir(t), 'dl.jsonl');
   const broken: Stage<number, number> = { name: 'broken', run() { throw new TypeError('no iterable'); } };
   let err = await t.throwsAsync(runFlow({ source: arraySource('s', [1, 2]), stages: [broken], sink: collectSink<number>() }, { seed: 1, deadLetterPath: dl }));
   t.is((err as { stage?: string }).stage, 'broken');
@@ -272,7 +272,7 @@ test('a stage whose run() throws synchronously fails with its own name; a sink t
 });
 
 test('a sink that stops early: counts are exact for what crossed each boundary', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const src = arraySource('s', records(100));
   const res = await runFlow({
     source: src,
@@ -285,7 +285,7 @@ test('a sink that stops early: counts are exact for what crossed each boundary',
 });
 
 test('counts are exact across many records and a batching stage', async (t) => {
-  const dir = await tempDir();
+  const dir = await tempDir(t);
   const res = await runFlow({
     source: arraySource('s', records(10_000)),
     stages: [rejectOdd, batch<Rec>(64), map((xs: Rec[]) => xs, { name: 'arrays', concurrency: 3 })],

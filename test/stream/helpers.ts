@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withOrigin } from '../../src/stream/origin.ts';
@@ -6,8 +6,11 @@ import type { Sink, SinkContext, Source, SourceContext, Stage, StageContext } fr
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'factflow-stream-'));
+/** A fresh temp folder, removed when the test ends. */
+export async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'factflow-stream-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A source over an array; objects get an origin {file, line = i + 1, index = i}. */

@@ -1,0 +1,257 @@
+/**
+ * Supervised fine-tuning of the small LLaVA-style policy on conversation shards, then a held-out
+ * evaluation on shapes-world questions SFT never saw.
+ *
+ *   npx pipeline run pipelines/sft-train.ts                  # makes the shapes world and its SFT mix first
+ *   npx pipeline run pipelines/sft-train.ts --set data=runs/my-mix --set images=data/images
+ *
+ * Steps: (1) data: `data=` shards, or by default a shapes world (`world=`, `world_images=`) and its
+ * SFT mix with A-OKVQA in the direct multiple-choice format (what the held-out multiple-choice
+ * questions ask); (2) a tokenizer trained on the shards' text (a first pass; saved as
+ * tokenizer.json), or the checkpoint's when resuming; (3) training: shards read `epochs` times,
+ * each pass shuffled, -> tokenize-conversation -> bucket-by-length -> sft-trainer (metrics.jsonl,
+ * checkpoint/); (4) greedy answers to held-out yes/no and multiple-choice questions.
+ *
+ * Rerunning into the same `--out` resumes from `checkpoint/` (the data order is fixed by the seed);
+ * a finished checkpoint is only evaluated again. `summary.json` -> `result.heldout` holds `loss`,
+ * `yesno_accuracy` and `multichoice_accuracy`; `heldout_answers.jsonl` every answer.
+ */
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import { BadInputError, InvalidOptionError } from '../src/errors.ts';
+import type { Sink } from '../src/stream/stage.ts';
+import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
+import { buildTokenizer, tokenizerConfigFor } from '../src/model/build-tokenizer.ts';
+import { IMAGE_TAG, VICUNA_SYSTEM_PROMPT } from '../src/model/chat-template.ts';
+import { loadModel } from '../src/model/checkpoint.ts';
+import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../src/model/config.ts';
+import { createImageLoader } from '../src/model/image-input.ts';
+import { createModel, type MultimodalModel } from '../src/model/multimodal-model.ts';
+import { loadTokenizer, tokenizerFromJson, type TextTokenizer } from '../src/model/tokenizer.ts';
+import { readManifest } from '../schemas/manifest.ts';
+import { conversationSchema, type Conversation } from '../schemas/conversation.ts';
+import { shardSource } from '../sources/shards.ts';
+import { repeatEpochs } from '../sources/repeat-epochs.ts';
+import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
+import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
+import { bucketBatch } from '../transforms/bucket-by-length.ts';
+import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
+import { evaluateShapesAccuracy, heldoutLossBatches } from '../transforms/shapes-heldout-eval.ts';
+import { CHECKPOINT_DIR, METRICS_FILE, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
+
+/** Shapes-world images in the default world (the shapes-world pipeline's default). */
+const WORLD_DEFAULT_IMAGES = 300;
+
+async function exists(p: string): Promise<boolean> {
+  try { await stat(p); return true; } catch { return false; }
+}
+
+/** Word counts of the text the template will tokenise (counted, not kept: memory is the vocabulary). */
+function corpusSink(): Sink<Conversation, Map<string, number>> {
+  return {
+    name: 'corpus',
+    async write(input) {
+      const counts = new Map<string, number>();
+      const add = (text: string): void => {
+        for (const w of text.split(' ')) counts.set(w, (counts.get(w) ?? 0) + 1);
+      };
+      for await (const c of input) {
+        add(VICUNA_SYSTEM_PROMPT);
+        for (const t of c.conversations) {
+          if (t.from === 'human') add('USER: ASSISTANT:');
+          add(t.value.replace(IMAGE_TAG, '').trim());
+        }
+      }
+      return counts;
+    },
+  };
+}
+
+/** Each word as often as it occurs: buildTokenizer pre-tokenises on spaces, so this equals the full text. */
+function* words(counts: ReadonlyMap<string, number>): Generator<string> {
+  for (const [w, n] of counts) for (let i = 0; i < n; i++) yield w;
+}
+
+export default definePipeline({
+  name: 'sft-train',
+  description: 'Supervised fine-tuning of the small LLaVA-style policy on conversation shards (default: the shapes world), with held-out accuracy',
+  params: {
+    data: { type: 'path', default: '', description: 'conversation shard folder; empty: make the shapes world and its SFT mix (A-OKVQA direct)' },
+    images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
+    world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world (made if missing) for the default data and the held-out questions' },
+    world_images: { type: 'number', default: WORLD_DEFAULT_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made' },
+    mix: { type: 'path', default: 'runs/sft-mix-direct', description: 'where the default SFT mix is made (when data is empty)' },
+    steps: { type: 'number', default: 600, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
+    epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the data (0: as many as steps need)' },
+    batch_size: { type: 'number', default: 16, min: 1, integer: true, description: 'conversations per step' },
+    lr: { type: 'number', default: 2e-3, min: 0, description: 'peak learning rate (AdamW)' },
+    min_lr: { type: 'number', default: -1, min: -1, description: 'learning rate at the end of the cosine (-1: lr / 10)' },
+    warmup: { type: 'number', default: 30, min: 0, integer: true, description: 'linear warmup steps' },
+    weight_decay: { type: 'number', default: 0.01, min: 0, description: 'AdamW decoupled weight decay (matrices only)' },
+    clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
+    image_size: { type: 'number', default: 64, min: 8, integer: true, description: 'model image side in pixels (images are padded square, resized)' },
+    patch_size: { type: 'number', default: 16, min: 1, integer: true, description: 'vision patch side (image_size / patch_size squared visual tokens)' },
+    vision_width: { type: 'number', default: DEFAULT_MODEL_CONFIG.vision.width, min: 8, integer: true, description: 'vision encoder width' },
+    vision_layers: { type: 'number', default: DEFAULT_MODEL_CONFIG.vision.layers, min: 1, integer: true, description: 'vision encoder blocks' },
+    vision_heads: { type: 'number', default: DEFAULT_MODEL_CONFIG.vision.heads, min: 1, integer: true, description: 'vision attention heads' },
+    width: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.width, min: 8, integer: true, description: 'language model width' },
+    layers: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.layers, min: 1, integer: true, description: 'language model blocks' },
+    heads: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.heads, min: 1, integer: true, description: 'language model attention heads' },
+    max_length: { type: 'number', default: 256, min: 16, integer: true, description: 'context length; longer conversations keep their leading rounds that fit' },
+    vocab_size: { type: 'number', default: 1024, min: 128, integer: true, description: 'largest tokenizer vocabulary (BPE trained on the data)' },
+    checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
+    eval_every: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out loss every N steps (0: only at the end)' },
+    log_every: { type: 'number', default: 10, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
+    eval_images: { type: 'number', default: 0, min: 0, integer: true, description: 'held-out images asked about (0: all held-out and eval images)' },
+    heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
+    resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
+  },
+  async run(ctx) {
+    const p = ctx.params;
+    if (ctx.partition.count > 1) throw new InvalidOptionError('partition', 'training is not partitioned', { fix: 'run sft-train without --partition' });
+    if (p.image_size % p.patch_size !== 0) throw new InvalidOptionError('params.image_size', `${p.image_size} is not a multiple of patch_size ${p.patch_size}`);
+    if (!(p.lr > 0)) throw new InvalidOptionError('params.lr', 'must be positive');
+    const backend = await selectBackend(ctx.backend as BackendChoice, { log: ctx.log });
+
+    // ---- data ---------------------------------------------------------------------------------
+    const worldParams = p.world_images === WORLD_DEFAULT_IMAGES ? {} : { images: p.world_images };
+    let worldDir = path.resolve(p.world);
+    let dataDir: string;
+    if (p.data === '') {
+      worldDir = (await ctx.ensure('shapes-world', p.world, worldParams)).out;
+      // inputs named explicitly, so sft-mix does not (re)make a world of its own
+      dataDir = (await ctx.ensure('sft-mix', p.mix, {
+        vqav2: path.join(worldDir, 'vqav2'),
+        aokvqa: path.join(worldDir, 'aokvqa'),
+        flickr30k: path.join(worldDir, 'flickr30k_entities'),
+        llava: path.join(worldDir, SHAPES_WORLD_FILES.llava_instruct),
+        aokvqa_mode: 'direct',
+        aokvqa_image_path: 'coco/train2017/{image_id:012}.jpg',
+      })).out;
+    } else {
+      dataDir = path.resolve(p.data);
+      if (!(await exists(path.join(worldDir, SHAPES_WORLD_FILES.world)))) worldDir = (await ctx.ensure('shapes-world', p.world, worldParams)).out;
+    }
+    const imageRoot = p.images === '' ? path.join(worldDir, 'images') : path.resolve(p.images);
+    const manifest = await readManifest(dataDir);
+    if (manifest.schema !== conversationSchema.name) {
+      throw new BadInputError(`the shards hold "${manifest.schema}" records, not conversations`, { file: path.join(dataDir, 'manifest.json'), fix: 'point data= at conversation shards (pipelines/sft-mix.ts)' });
+    }
+    const rows = manifest.total_rows;
+    if (rows === 0) throw new BadInputError('the shard folder holds no conversations', { file: dataDir, fix: 'make the SFT mix again' });
+    const shards = () => shardSource<Conversation>({ path: dataDir, schema: conversationSchema, name: 'conversations' });
+
+    // ---- tokenizer ----------------------------------------------------------------------------
+    const checkpointDir = path.join(ctx.out, CHECKPOINT_DIR);
+    const resuming = p.resume && (await exists(path.join(checkpointDir, 'config.json')));
+    let tokenizer: TextTokenizer;
+    if (resuming) {
+      tokenizer = await loadTokenizer(checkpointDir);
+      ctx.log(`sft-train: resuming from ${checkpointDir}`);
+    } else {
+      const corpus = await ctx.flow({ source: shards(), sink: corpusSink() }, { name: 'corpus' });
+      tokenizer = tokenizerFromJson(buildTokenizer(words(corpus.result), { vocabSize: p.vocab_size }), tokenizerConfigFor());
+    }
+    await writeFile(path.join(ctx.out, 'tokenizer.json'), JSON.stringify(tokenizer.json));
+    await writeFile(path.join(ctx.out, 'tokenizer_config.json'), JSON.stringify(tokenizer.config, null, 2) + '\n');
+
+    // ---- model --------------------------------------------------------------------------------
+    const config = resolveModelConfig({
+      vision: { imageSize: p.image_size, patchSize: p.patch_size, width: p.vision_width, layers: p.vision_layers, heads: p.vision_heads },
+      language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length },
+      heads: ['lm'],
+    }, DEFAULT_MODEL_CONFIG, 'params');
+    const images = createImageLoader({ size: config.vision.imageSize, root: imageRoot, cacheSize: 4096 });
+    const worldImages = createImageLoader({ size: config.vision.imageSize, root: path.join(worldDir, 'images'), cacheSize: 1024 });
+    let model: MultimodalModel = createModel(config, { seed: ctx.seed, label: 'policy' });
+    const parameters = {
+      total: model.parameterCount(),
+      vision: model.parameterCount('vision.'),
+      projector: model.parameterCount('projector.'),
+      language: model.parameterCount('lm.'),
+      head: model.parameterCount('head.'),
+    };
+    ctx.log(`sft-train: ${parameters.total.toLocaleString('en-US')} parameters (vision ${parameters.vision.toLocaleString('en-US')}, projector ${parameters.projector.toLocaleString('en-US')}, language ${parameters.language.toLocaleString('en-US')}); ${imageTokenCount(config)} visual tokens; vocabulary ${tokenizer.vocabSize}; backend ${backend.name}`);
+
+    // ---- held-out questions -------------------------------------------------------------------
+    const questions = await loadHeldoutQuestions(worldDir, { seed: ctx.seed, maxImages: p.eval_images });
+    if (questions.length === 0) throw new BadInputError('the shapes world has no held-out images to ask about', { file: worldDir, fix: 'make the world with heldout_fraction > 0' });
+    const stride = Math.max(1, Math.floor(questions.length / Math.max(1, p.heldout_loss_questions)));
+    const lossQuestions = p.heldout_loss_questions === 0 ? [] : questions.filter((_, i) => i % stride === 0).slice(0, p.heldout_loss_questions);
+    const heldout = await heldoutLossBatches({ model, tokenizer, images: worldImages, questions: lossQuestions });
+
+    // ---- training -----------------------------------------------------------------------------
+    const steps = p.epochs > 0 ? Math.ceil((rows * p.epochs) / p.batch_size) : p.steps;
+    let epochs = p.epochs > 0 ? p.epochs : Math.ceil((steps * p.batch_size) / rows);
+    // a margin for rejected records, so the data does not run out just before the last steps
+    if (p.epochs === 0 && epochs * rows - steps * p.batch_size < 0.02 * rows) epochs++;
+    let done = 0;
+    if (resuming) {
+      const state = JSON.parse(await readFile(path.join(checkpointDir, 'trainer_state.json'), 'utf8')) as { step?: number };
+      done = state.step ?? 0;
+    }
+    let train: SftTrainerSummary | undefined;
+    if (done >= steps) {
+      ctx.log(`sft-train: the checkpoint has finished ${done} steps; evaluating it`);
+      model.dispose();
+      model = (await loadModel(checkpointDir)).model;
+    } else {
+      const flow = await ctx.flow({
+        source: repeatEpochs({ source: shards(), epochs, name: 'conversations' }),
+        stages: [
+          tokenizeConversation({ tokenizer, images, imageTokens: imageTokenCount(config), maxLength: p.max_length }),
+          bucketBatch({ batchSize: p.batch_size }),
+        ] as never[],
+        sink: sftTrainer({
+          model, tokenizer, out: ctx.out, steps, lr: p.lr, warmup: Math.min(p.warmup, steps),
+          minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
+          optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
+          checkpointEvery: p.checkpoint_every, evalEvery: p.eval_every, logEvery: p.log_every,
+          heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress,
+        }),
+      }, { name: 'train' });
+      train = flow.result;
+      ctx.log(`sft-train: ${train.steps} steps, ${train.tokens_per_s} tokens/s, ${train.ms_per_step} ms/step, loss ${train.final_loss.toFixed(3)}, held-out loss ${train.heldout_loss?.toFixed(3) ?? '-'}`);
+    }
+
+    // ---- held-out accuracy --------------------------------------------------------------------
+    const bar = ctx.progress.start('heldout-eval', { total: questions.length, unit: 'questions' });
+    const report = await evaluateShapesAccuracy({
+      model, tokenizer, images: worldImages, questions, signal: ctx.signal,
+      onProgress: (d) => bar.update(d),
+    });
+    bar.stop();
+    const { answers, ...scores } = report;
+    await writeFile(path.join(ctx.out, 'heldout_answers.jsonl'), answers.map((a) => JSON.stringify(a)).join('\n') + '\n');
+    const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? (await import('../sinks/sft-trainer.ts')).heldoutLoss(model, heldout) : undefined);
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    ctx.log(`sft-train: held-out yes/no ${pct(scores.yesno_accuracy)} (${scores.yesno.total}), multiple choice ${pct(scores.multichoice_accuracy)} (${scores.multichoice.total})`);
+    model.dispose();
+    return {
+      heldout: {
+        loss: heldoutLossValue ?? null,
+        yesno_accuracy: scores.yesno_accuracy,
+        multichoice_accuracy: scores.multichoice_accuracy,
+        yesno: scores.yesno,
+        multichoice: scores.multichoice,
+        by_form: scores.by_form,
+        yes_rate: scores.yes_rate,
+        questions: questions.length,
+        loss_questions: lossQuestions.length,
+        answers: 'heldout_answers.jsonl',
+        generate_s: scores.generate_s,
+      },
+      parameters,
+      backend: { name: backend.name, detail: backend.detail },
+      tokens_per_s: train?.tokens_per_s ?? null,
+      train: train ?? { steps: done, resumed_from: done, note: 'checkpoint already complete; not trained again' },
+      data: { dir: dataDir, rows, epochs, steps, batch_size: p.batch_size },
+      world: worldDir,
+      model: config,
+      tokenizer: { vocab_size: tokenizer.vocabSize, file: 'tokenizer.json' },
+      checkpoint: CHECKPOINT_DIR,
+      metrics: METRICS_FILE,
+    };
+  },
+});

@@ -1,0 +1,88 @@
+/**
+ * A toy PPO task with a known optimum, on the tiny model: text-only prompts, reward = how many
+ * times one chosen token appears in the response (a scorer stage in place of the reward model).
+ * The best policy emits that token every time; a KL penalty holds it back towards the reference.
+ */
+import type { RlPrompt } from '../../schemas/rl-prompt.ts';
+import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
+import { resolveModelConfig, TINY_MODEL_CONFIG, type ModelConfig } from '../../src/model/config.ts';
+import { createLivePolicy, type LivePolicy } from '../../src/model/live-policy.ts';
+import { createModel, type MultimodalModel } from '../../src/model/multimodal-model.ts';
+import { tokenizerFromJson, type TextTokenizer } from '../../src/model/tokenizer.ts';
+import type { Source, Stage } from '../../src/stream/stage.ts';
+import type { RolloutRecord } from '../../transforms/rollout.ts';
+
+const CORPUS = [
+  'say something about the red circle',
+  'what is left of the blue square?',
+  'describe the image in a few words',
+  'is there a green star in the picture?',
+  'name the shapes you can see',
+];
+
+export function toyTokenizer(): TextTokenizer {
+  return tokenizerFromJson(buildTokenizer(CORPUS, { vocabSize: 128 }), tokenizerConfigFor());
+}
+
+export function toyConfig(tok: TextTokenizer, context = 48): ModelConfig {
+  return resolveModelConfig({ language: { vocabSize: tok.vocabSize, contextLength: context }, heads: ['lm'] }, TINY_MODEL_CONFIG);
+}
+
+export interface Toy {
+  tok: TextTokenizer;
+  policy: LivePolicy;
+  reference: MultimodalModel;
+  value: MultimodalModel;
+  /** The token whose count is the reward. */
+  target: number;
+  dispose(): void;
+}
+
+/** Policy and reference with the same weights (seed), a separate value model with a zero head. */
+export function makeToy(options: { seed?: number } = {}): Toy {
+  const tok = toyTokenizer();
+  const cfg = toyConfig(tok);
+  const seed = options.seed ?? 1;
+  const model = createModel(cfg, { seed, label: 'policy' });
+  const reference = createModel(cfg, { seed, label: 'reference' });
+  const value = createModel({ ...cfg, heads: ['value'] }, { seed: seed + 100, label: 'value' });
+  const policy = createLivePolicy({ model, tokenizer: tok, systemPrompt: 'Chat.' });
+  const target = tok.tokenToId('x')!;
+  return { tok, policy, reference, value, target, dispose: () => { model.dispose(); reference.dispose(); value.dispose(); } };
+}
+
+export function toyPrompts(n: number): RlPrompt[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `toy-${i}`,
+    image: null,
+    conversations: [{ from: 'human' as const, value: CORPUS[i % CORPUS.length]! }],
+    caption_type: 1 as const,
+    length_bonus: 1,
+    facts: [],
+  }));
+}
+
+/** Repeats the prompts forever (the trainer stops after its steps). */
+export function cyclingSource(prompts: readonly RlPrompt[], limit = Number.POSITIVE_INFINITY): Source<RlPrompt> {
+  return {
+    name: 'prompts',
+    async *read() {
+      for (let i = 0; i < limit; i++) yield prompts[i % prompts.length]!;
+    },
+  };
+}
+
+/** reward_model = reward_total = scale x (count of `target` in the response). */
+export function countScorer(target: number, scale = 1, options: { name?: string } = {}): Stage<RolloutRecord[], RolloutRecord[]> {
+  return {
+    name: options.name ?? 'count-scorer',
+    async *run(input) {
+      for await (const batch of input) {
+        yield batch.map((r) => {
+          const count = r.response_ids.filter((id) => id === target).length * scale;
+          return { ...r, reward_model: count, reward_total: count, reward_length: 0, reward_correctness: 0, reward_no_eos: 0 };
+        });
+      }
+    },
+  };
+}
