@@ -35,8 +35,8 @@ const RARE = ['café', 'jalapeño', 'über', '日本'];
 
 interface GenAnswer { answer: string; answer_confidence: string; answer_id: number }
 
-/** Deterministic VQA-v2-shaped files: one line each, Python `json.dump` separators. */
-export async function generate(dir: string, total: number): Promise<void> {
+/** Deterministic VQA-v2-shaped files (one line each, Python `json.dump` separators); reused when already made. */
+export async function generateVqav2BenchData(dir: string, total: number): Promise<void> {
   const done = path.join(dir, '.complete');
   const stamp = `${DATA_VERSION} ${total}\n`;
   if ((await readFile(done, 'utf8').catch(() => '')) === stamp) return;
@@ -157,7 +157,7 @@ async function runCase(name: string, dir: string): Promise<CaseResult> {
 export const bench: BenchFn = async ({ quick }) => {
   const total = quick ? Math.round(FULL / 10) : FULL;
   const dir = path.join(here, '.data', quick ? 'vqav2-quick' : 'vqav2-full');
-  await generate(dir, total);
+  await generateVqav2BenchData(dir, total);
   const bytes = (await stat(path.join(dir, A_FILE))).size;
   const mb = bytes / 1e6;
   const parse = await runCase('json-parse', dir);

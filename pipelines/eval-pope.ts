@@ -19,7 +19,7 @@ import { popeSplitName } from '../src/eval/pope.ts';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { evaluatePope } from '../transforms/evaluate-pope.ts';
-import { POPE_PROMPT_SUFFIX } from '../transforms/evaluate-model.ts';
+import { DEFAULT_VQA_SUFFIX } from '../transforms/vqav2-multiround.ts';
 
 function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -33,7 +33,7 @@ export default definePipeline({
     answers: { type: 'path', default: '', description: 'answers to score (JSON Lines {question_id, text}): one per question file, comma-separated, or a path with {split}' },
     policy: { type: 'path', default: '', description: 'policy checkpoint folder that answers the questions (instead of answers)' },
     images: { type: 'path', default: '', description: 'image folder for policy answering (POPE image names are relative to it); empty: the shapes world\'s images/coco/val2014' },
-    prompt_suffix: { type: 'string', default: POPE_PROMPT_SUFFIX, description: 'appended to each question when the policy answers' },
+    prompt_suffix: { type: 'string', default: DEFAULT_VQA_SUFFIX, description: 'added on a new line after each question when the policy answers ("": none)' },
     max_new_tokens: { type: 'number', default: 32, min: 1, max: 4096, integer: true, description: 'longest answer the policy may give' },
     batch_size: { type: 'number', default: 8, min: 1, max: 4096, integer: true, description: 'questions per policy call' },
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world folder, generated if missing (used for inputs left empty)' },
@@ -84,7 +84,7 @@ export default definePipeline({
       splits,
       answers,
       answerer,
-      promptSuffix: p.prompt_suffix,
+      promptSuffix: p.prompt_suffix === '' ? '' : `\n${p.prompt_suffix}`,
       batchSize: p.batch_size,
       out: ctx.out,
       format: p.format as 'parquet' | 'arrow' | 'jsonl',

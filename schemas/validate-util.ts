@@ -96,6 +96,64 @@ export function checkFields(fields: readonly FieldSpec[], record: unknown): stri
   return checkStruct(fields, record, '');
 }
 
+/** A yes/no shape check: no reason text, so no path strings are built for valid records. */
+type ShapeCheck = (value: unknown) => boolean;
+
+/**
+ * Compiles `checkValue`'s rules for one type into closures that only answer valid or not:
+ * it accepts exactly what `checkValue` accepts. Validators run it first and ask
+ * `checkValue` for the reason only when it says no.
+ */
+function compileShape(type: FieldType, nullable: boolean): ShapeCheck {
+  const check = compileNonNull(type);
+  return nullable ? (v) => (v === null ? true : v !== undefined && check(v)) : (v) => v !== null && v !== undefined && check(v);
+}
+
+function compileNonNull(type: FieldType): ShapeCheck {
+  if (typeof type === 'string') {
+    switch (type) {
+      case 'string': return (v) => typeof v === 'string';
+      case 'bool': return (v) => typeof v === 'boolean';
+      case 'int8':
+      case 'int32': {
+        const [lo, hi] = INT_RANGES[type];
+        return (v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+      }
+      case 'int64':
+        return (v) => (typeof v === 'bigint' ? v >= -(2n ** 63n) && v < 2n ** 63n : typeof v === 'number' && Number.isSafeInteger(v));
+      case 'float32':
+      case 'float64':
+        return (v) => typeof v === 'number' && Number.isFinite(v);
+    }
+  }
+  if ('list' in type) {
+    const item = compileShape(type.list, false);
+    return (v) => {
+      if (!Array.isArray(v) && !ArrayBuffer.isView(v)) return false;
+      const items = v as unknown as ArrayLike<unknown>;
+      for (let i = 0; i < items.length; i++) if (!item(items[i])) return false;
+      return true;
+    };
+  }
+  return compileStruct(type.struct);
+}
+
+function compileStruct(fields: readonly FieldSpec[]): ShapeCheck {
+  const names = fields.map((f) => f.name);
+  const checks = fields.map((f) => compileShape(f.type, f.nullable ?? false));
+  const n = fields.length;
+  const known = fieldNames(fields);
+  return (v) => {
+    if (!isPlainObject(v)) return false;
+    for (let i = 0; i < n; i++) if (!checks[i]!(v[names[i]!])) return false;
+    const keys = Object.keys(v);
+    if (keys.length !== n) {
+      for (const key of keys) if (!known.has(key)) return false;
+    }
+    return true;
+  };
+}
+
 /**
  * Builds a RecordSchema from its fields and the kind's own rules, which run only on
  * records whose shape already matches (so they may trust the types).
@@ -107,7 +165,14 @@ export function defineRecordSchema<T>(spec: {
   rules?: (record: T) => string | null;
 }): RecordSchema<T> {
   const { name, version, fields, rules } = spec;
-  const validate = (record: unknown): string | null => checkFields(fields, record) ?? (rules ? rules(record as T) : null);
+  const shape = compileStruct(fields);
+  const validate = (record: unknown): string | null => {
+    if (!shape(record)) {
+      const reason = checkFields(fields, record);
+      if (reason !== null) return reason;
+    }
+    return rules ? rules(record as T) : null;
+  };
   return {
     name,
     version,
@@ -139,18 +204,28 @@ export const TURNS_TYPE: FieldType = {
 
 export const FACTS_TYPE: FieldType = { list: 'string' };
 
+/** `value.slice(from).trim() === ''`, answered without slicing or trimming when a printable ASCII character comes first. */
+function isBlank(value: string, from = 0): boolean {
+  const c = value.charCodeAt(from);
+  if (c > 0x20 && c < 0x7f) return false;
+  return (from === 0 ? value : value.slice(from)).trim() === '';
+}
+
 export function checkNonEmpty(value: string, field: string): string | null {
-  return value.trim() === '' ? `field "${field}" is empty.` : null;
+  return isBlank(value) ? `field "${field}" is empty.` : null;
 }
 
 /** Image paths are relative to an image root: no leading slash, drive letter or `..` segment. */
 export function checkImagePath(image: string | null, field = 'image'): string | null {
   if (image === null) return null;
-  if (image.trim() === '') return `field "${field}" is an empty path; use null for a text-only record.`;
-  if (image.startsWith('/') || image.startsWith('\\') || /^[A-Za-z]:/.test(image)) {
+  if (isBlank(image)) return `field "${field}" is an empty path; use null for a text-only record.`;
+  const c0 = image.charCodeAt(0);
+  const letter = (c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122);
+  if (c0 === 47 /* / */ || c0 === 92 /* \\ */ || (letter && image.charCodeAt(1) === 58 /* : */)) {
     return `field "${field}" must be relative to the image root, got absolute path ${JSON.stringify(image)}.`;
   }
-  if (image.split(/[/\\]/).includes('..')) return `field "${field}" must not contain a ".." segment, got ${JSON.stringify(image)}.`;
+  // Splitting allocates: only paths holding ".." at all can have a ".." segment.
+  if (image.includes('..') && image.split(/[/\\]/).includes('..')) return `field "${field}" must not contain a ".." segment, got ${JSON.stringify(image)}.`;
   return null;
 }
 
@@ -179,17 +254,20 @@ export function checkTurns(turns: readonly Turn[], rules: TurnRules): string | n
     if (turn.from !== expected) {
       return `turn ${i} is from ${JSON.stringify(turn.from)} but "${expected}" was expected (turns alternate human/gpt starting with human).`;
     }
-    if (turn.value.trim() === '') return `turn ${i} has an empty value.`;
-    const body = i === 0 && rules.image !== null && turn.value.startsWith(IMAGE_PREFIX) ? turn.value.slice(IMAGE_PREFIX.length) : turn.value;
-    if (i === 0 && rules.image !== null && body === turn.value) {
-      return `turn 0 must start with "<image>\\n" because the record has an image.`;
+    const value = turn.value;
+    if (isBlank(value)) return `turn ${i} has an empty value.`;
+    // The body is the value after a leading `<image>\n` on the first turn of an image record.
+    let body = 0;
+    if (i === 0 && rules.image !== null) {
+      if (!value.startsWith(IMAGE_PREFIX)) return `turn 0 must start with "<image>\\n" because the record has an image.`;
+      body = IMAGE_PREFIX.length;
     }
-    if (body.includes(IMAGE_TOKEN)) {
+    if (value.indexOf(IMAGE_TOKEN, body) !== -1) {
       return i === 0 && rules.image === null
         ? `turn 0 holds "<image>" but the record has no image.`
         : `turn ${i} holds "<image>" outside the start of the first human turn.`;
     }
-    if (i === 0 && body.trim() === '') return `turn 0 has no text after "<image>\\n".`;
+    if (i === 0 && isBlank(value, body)) return `turn 0 has no text after "<image>\\n".`;
   }
   const last = turns[turns.length - 1]!;
   if (last.from !== rules.ending) {

@@ -834,55 +834,55 @@ function snappyInto(input: Uint8Array, out: Bytes): Uint8Array {
   return out.view();
 }
 
-function load32(a: Uint8Array, p: number): number {
-  return a[p]! + (a[p + 1]! << 8) + (a[p + 2]! << 16) + (a[p + 3]! << 24);
+/** The snappy hash of the 4 bytes at `p` (hyparquet-writer's `hashFunc(load32(...))`, out-of-range bytes included). */
+function hash4(a: Uint8Array, p: number, shift: number): number {
+  return Math.imul(a[p]! + (a[p + 1]! << 8) + (a[p + 2]! << 16) + (a[p + 3]! << 24), 0x1e35a7bd) >>> shift;
 }
 
-function equals32(a: Uint8Array, p1: number, p2: number): boolean {
-  return a[p1] === a[p2] && a[p1 + 1] === a[p2 + 1] && a[p1 + 2] === a[p2 + 2] && a[p1 + 3] === a[p2 + 3];
+function emitLiteral(buf: Uint8Array, op: number, input: Uint8Array, ip: number, len: number): number {
+  if (len <= 60) {
+    buf[op++] = ((len - 1) << 2) & 0xff;
+  } else {
+    const value = len - 1;
+    const bytes = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x1000000 ? 3 : 4;
+    buf[op++] = ((59 + bytes) << 2) & 0xff;
+    for (let i = 0; i < bytes; i++) buf[op++] = (value >>> (i * 8)) & 0xff;
+  }
+  if (len < 32) {
+    for (let i = 0; i < len; i++) buf[op + i] = input[ip + i]!;
+  } else {
+    buf.set(input.subarray(ip, ip + len), op);
+  }
+  return op + len;
+}
+
+function emitCopyLessThan64(buf: Uint8Array, op: number, offset: number, len: number): number {
+  if (len < 12 && offset < 2048) {
+    buf[op] = (1 + ((len - 4) << 2) + ((offset >>> 8) << 5)) & 0xff;
+    buf[op + 1] = offset & 0xff;
+    return op + 2;
+  }
+  buf[op] = (2 + ((len - 1) << 2)) & 0xff;
+  buf[op + 1] = offset & 0xff;
+  buf[op + 2] = (offset >>> 8) & 0xff;
+  return op + 3;
+}
+
+function emitCopy(buf: Uint8Array, op: number, offset: number, len: number): number {
+  while (len >= 68) {
+    op = emitCopyLessThan64(buf, op, offset, 64);
+    len -= 64;
+  }
+  if (len > 64) {
+    op = emitCopyLessThan64(buf, op, offset, 60);
+    len -= 60;
+  }
+  return emitCopyLessThan64(buf, op, offset, len);
 }
 
 function snappyBody(out: Bytes, input: Uint8Array): void {
   const buf = out.buf;
   let op = out.pos;
-  const emitLiteral = (ip: number, len: number): void => {
-    if (len <= 60) {
-      buf[op++] = ((len - 1) << 2) & 0xff;
-    } else {
-      const value = len - 1;
-      const bytes = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x1000000 ? 3 : 4;
-      buf[op++] = ((59 + bytes) << 2) & 0xff;
-      for (let i = 0; i < bytes; i++) buf[op++] = (value >>> (i * 8)) & 0xff;
-    }
-    if (len < 16) {
-      for (let i = 0; i < len; i++) buf[op + i] = input[ip + i]!;
-    } else {
-      buf.set(input.subarray(ip, ip + len), op);
-    }
-    op += len;
-  };
-  const emitCopyLessThan64 = (offset: number, len: number): void => {
-    if (len < 12 && offset < 2048) {
-      buf[op++] = (1 + ((len - 4) << 2) + ((offset >>> 8) << 5)) & 0xff;
-      buf[op++] = offset & 0xff;
-    } else {
-      buf[op++] = (2 + ((len - 1) << 2)) & 0xff;
-      buf[op++] = offset & 0xff;
-      buf[op++] = (offset >>> 8) & 0xff;
-    }
-  };
-  const emitCopy = (offset: number, len: number): void => {
-    while (len >= 68) {
-      emitCopyLessThan64(offset, 64);
-      len -= 64;
-    }
-    if (len > 64) {
-      emitCopyLessThan64(offset, 60);
-      len -= 60;
-    }
-    emitCopyLessThan64(offset, len);
-  };
-
   const inputSize = input.length;
   let hashTableBits = 1;
   while (1 << hashTableBits <= inputSize && hashTableBits <= MAX_HASH_TABLE_BITS) hashTableBits++;
@@ -897,50 +897,60 @@ function snappyBody(out: Bytes, input: Uint8Array): void {
   if (inputSize >= INPUT_MARGIN) {
     const ipLimit = ipEnd - INPUT_MARGIN;
     ip++;
-    let nextHash = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
-    let flag = true;
-    while (flag) {
+    let nextHash = hash4(input, ip, shift);
+    for (;;) {
       let skip = 32;
       let nextIp = ip;
       let candidate = 0;
+      let done = false;
       do {
         ip = nextIp;
         const hash = nextHash;
-        const step = skip >>> 5;
-        skip++;
-        nextIp = ip + step;
+        nextIp = ip + (skip++ >>> 5);
         if (ip > ipLimit) {
-          flag = false;
+          done = true;
           break;
         }
-        nextHash = Math.imul(load32(input, nextIp), 0x1e35a7bd) >>> shift;
+        nextHash = hash4(input, nextIp, shift);
         candidate = table[hash]!;
         table[hash] = ip;
-      } while (ip - candidate > MAX_OFFSET || !equals32(input, ip, candidate));
-      if (!flag) break;
+      } while (
+        ip - candidate > MAX_OFFSET ||
+        input[ip] !== input[candidate] ||
+        input[ip + 1] !== input[candidate + 1] ||
+        input[ip + 2] !== input[candidate + 2] ||
+        input[ip + 3] !== input[candidate + 3]
+      );
+      if (done) break;
 
-      emitLiteral(nextEmit, ip - nextEmit);
+      op = emitLiteral(buf, op, input, nextEmit, ip - nextEmit);
       do {
         const base = ip;
         let matched = 4;
         while (ip + matched < ipEnd && input[ip + matched] === input[candidate + matched]) matched++;
         ip += matched;
-        emitCopy(base - candidate, matched);
+        op = emitCopy(buf, op, base - candidate, matched);
         nextEmit = ip;
         if (ip >= ipLimit) {
-          flag = false;
+          done = true;
           break;
         }
-        table[Math.imul(load32(input, ip - 1), 0x1e35a7bd) >>> shift] = ip - 1;
-        const curHash = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
+        table[hash4(input, ip - 1, shift)] = ip - 1;
+        const curHash = hash4(input, ip, shift);
         candidate = table[curHash]!;
         table[curHash] = ip;
-      } while (ip - candidate <= MAX_OFFSET && equals32(input, ip, candidate));
-      if (!flag) break;
+      } while (
+        ip - candidate <= MAX_OFFSET &&
+        input[ip] === input[candidate] &&
+        input[ip + 1] === input[candidate + 1] &&
+        input[ip + 2] === input[candidate + 2] &&
+        input[ip + 3] === input[candidate + 3]
+      );
+      if (done) break;
       ip++;
-      nextHash = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
+      nextHash = hash4(input, ip, shift);
     }
   }
-  if (nextEmit < ipEnd) emitLiteral(nextEmit, ipEnd - nextEmit);
+  if (nextEmit < ipEnd) op = emitLiteral(buf, op, input, nextEmit, ipEnd - nextEmit);
   out.pos = op;
 }

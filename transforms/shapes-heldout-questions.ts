@@ -20,6 +20,7 @@ import path from 'node:path';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { Rng, deriveSeed } from '../src/stream/random.ts';
 import { COLORS, SHAPES, objectKey, objectPhrase, positionOf, positionPhrase, type GroundTruth } from '../schemas/shapes-world.ts';
+import type { AokvqaItem } from '../schemas/aokvqa-item.ts';
 import { loadShapesTruth } from '../sources/shapes-truth.ts';
 import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { DIRECT_INSTRUCTION, LETTERS, multichoicePrompt } from './aokvqa-multichoice.ts';
@@ -52,6 +53,15 @@ function counts<T>(items: readonly T[]): Map<T, number> {
   const m = new Map<T, number>();
   for (const x of items) m.set(x, (m.get(x) ?? 0) + 1);
   return m;
+}
+
+/** The prompt the aokvqa-multichoice converter writes in direct mode (shared code, same text). */
+function asked(gt: GroundTruth, question: string, choices: string[], idx: number): string {
+  const item: AokvqaItem = {
+    split: 'val', image_id: gt.image_id, question_id: '', question, choices, correct_choice_idx: idx,
+    direct_answers: [], difficult_direct_answer: false, rationales: [],
+  };
+  return multichoicePrompt(item, DIRECT_INSTRUCTION);
 }
 
 /** The questions for one image (deterministic in seed and image). */
@@ -90,14 +100,14 @@ export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptio
   if (colorCands.length > 0) {
     const o = rng.pick(colorCands);
     const { choices, idx } = choose(o.color, COLORS);
-    const question = multichoicePrompt({ question: `What color is the ${o.shape} ${positionPhrase(o.position)}?`, choices } as Parameters<typeof multichoicePrompt>[0], DIRECT_INSTRUCTION);
+    const question = asked(gt, `What color is the ${o.shape} ${positionPhrase(o.position)}?`, choices, idx);
     out.push({ id: `${base}#mc-color`, image: gt.image, kind: 'multichoice', form: 'color', question, answer: LETTERS[idx]!, reference: LETTERS[idx]! });
   }
   const shapeCands = objs.filter((o) => colors.get(o.color) === 1);
   if (shapeCands.length > 0) {
     const o = rng.pick(shapeCands);
     const { choices, idx } = choose(o.shape, SHAPES);
-    const question = multichoicePrompt({ question: `Which shape in the picture is ${o.color}?`, choices } as Parameters<typeof multichoicePrompt>[0], DIRECT_INSTRUCTION);
+    const question = asked(gt, `Which shape in the picture is ${o.color}?`, choices, idx);
     out.push({ id: `${base}#mc-shape`, image: gt.image, kind: 'multichoice', form: 'shape', question, answer: LETTERS[idx]!, reference: LETTERS[idx]! });
   }
   return out;

@@ -1,12 +1,12 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../../src/stream/random.ts';
 import { TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { supervisedLoss, type TrainBatch } from '../../src/model/train-step.ts';
 
 tf.env().set('PROD', true);
-test.before(async () => { await tf.setBackend('cpu'); });
 
 /** Two rows with an image, one without, one left-padded: every code path of the trunk. */
 function batchFor(cfg: ReturnType<typeof resolveModelConfig>): TrainBatch {
@@ -23,7 +23,9 @@ function batchFor(cfg: ReturnType<typeof resolveModelConfig>): TrainBatch {
   return { batch: B, length: T, ids, attentionMask, images, imagePositions, lossMask };
 }
 
-test('finite differences match autodiff on every parameter group (tiny config, all heads)', (t) => {
+for (const backend of ['cpu', 'wasm'] as const) test.serial(`finite differences match autodiff on every parameter group (tiny config, all heads, ${backend})`, async (t) => {
+  // wasm runs its own kernels (depthwise-convolution attention, fused projections): checked end to end too
+  await tf.setBackend(backend);
   // larger init so gradients are well above float32 noise; gelu keeps the loss smooth
   const cfg = resolveModelConfig({ initStd: 0.3 }, TINY_MODEL_CONFIG);
   const model = createModel(cfg, { seed: 11 });
@@ -55,7 +57,7 @@ test('finite differences match autodiff on every parameter group (tiny config, a
     }
     cands.sort((a, b) => Math.abs(b.g) - Math.abs(a.g));
     t.true(Math.abs(cands[0]!.g) > 1e-4, `group ${group} has no gradient`);
-    for (const { p, i, g } of cands.slice(0, 3)) {
+    for (const { p, i, g } of cands.slice(0, 2)) {
       const base = p.variable.dataSync().slice() as Float32Array;
       const at = (delta: number) => {
         const v = base.slice(); v[i] = v[i]! + delta;
@@ -69,6 +71,6 @@ test('finite differences match autodiff on every parameter group (tiny config, a
     }
   }
   t.deepEqual(failures, []);
-  t.true(checked >= 3 * groups.size);
+  t.true(checked >= 2 * groups.size);
   model.dispose();
 });

@@ -24,7 +24,7 @@ function same(t: import('ava').ExecutionContext, fields: readonly FieldSpec[], r
 }
 
 test('conversations: byte-identical to hyparquet-writer, one or many row groups', (t) => {
-  const records = makeConversations(3000, 9);
+  const records = makeConversations(1200, 9);
   same(t, conversationSchema.fields, records);
   same(t, conversationSchema.fields, records, 333);
 });

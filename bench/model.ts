@@ -1,0 +1,110 @@
+/**
+ * Model throughput on the wasm backend (the CPU default): a plain 512-square matmul roofline,
+ * training tokens/s of the default config with the achieved FLOP/s as a share of that roofline
+ * (goal >= 70%), and generation tokens/s at batch 1 and 32 (KV cache, greedy).
+ * Every figure is measured in the same run, so ratios hold on a busy machine too.
+ */
+import { pathToFileURL } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/model/backend.ts';
+import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../src/model/config.ts';
+import { createModel } from '../src/model/multimodal-model.ts';
+import { createAdamW } from '../src/model/adamw.ts';
+import { trainStep, type TrainBatch } from '../src/model/train-step.ts';
+import { trainingFlops } from '../src/model/flops.ts';
+import { generate, type GenerationRequest } from '../src/model/generate.ts';
+import { Rng } from '../src/stream/random.ts';
+import type { BenchFn, BenchRow } from './types.ts';
+
+const SUITE = 'model';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** GFLOP/s of a 512-square float32 matmul (median of `reps`). */
+function roofline(reps: number): number {
+  const a = tf.randomNormal([512, 512]);
+  const b = tf.randomNormal([512, 512]);
+  const times: number[] = [];
+  for (let i = 0; i < reps + 2; i++) {
+    const t0 = performance.now();
+    tf.tidy(() => tf.matMul(a, b).dataSync());
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  a.dispose(); b.dispose();
+  return (2 * 512 ** 3) / median(times) / 1e6;
+}
+
+export const bench: BenchFn = async ({ quick }) => {
+  const backend = await selectBackend('wasm');
+  const rows: BenchRow[] = [];
+  const cfg = resolveModelConfig({ language: { vocabSize: 512 } }, DEFAULT_MODEL_CONFIG);
+  const model = createModel(cfg, { seed: 1 });
+  const n = imageTokenCount(cfg);
+  const px = cfg.vision.imageSize ** 2 * 3;
+  const rng = new Rng(1);
+
+  const roof1 = roofline(quick ? 5 : 15);
+  rows.push({ suite: SUITE, case: 'wasm matmul 512x512x512 (roofline)', value: roof1, unit: 'GFLOP/s', note: backend.detail });
+
+  // training: a shapes-world-like batch, 32 rows x 128 positions, image in every row, 10 answer tokens each
+  const B = 32, T = 128, answer = 10;
+  const imagePositions = new Int32Array(B * n);
+  for (let b = 0; b < B; b++) for (let k = 0; k < n; k++) imagePositions[b * n + k] = 30 + k;
+  const lossMask = new Uint8Array(B * T);
+  for (let b = 0; b < B; b++) lossMask.fill(1, b * T + T - answer, b * T + T);
+  const batch: TrainBatch = {
+    batch: B, length: T, imagePositions, lossMask,
+    ids: Int32Array.from({ length: B * T }, () => 5 + rng.int(cfg.language.vocabSize - 5)),
+    images: Float32Array.from({ length: B * px }, () => rng.normal()),
+  };
+  const opt = createAdamW(model.parameters(), { weightDecay: 0.01 });
+  trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+  const steps = quick ? 2 : 5;
+  const times: number[] = [];
+  const cpuTimes: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+    times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpuTimes.push((c.user + c.system) / 1000);
+  }
+  const roof2 = roofline(quick ? 5 : 15);
+  const roof = (roof1 + roof2) / 2;
+  const ms = median(times);
+  const flops = trainingFlops(cfg, { batch: B, length: T, imageRows: B, headRows: B * (answer - 1) });
+  const achieved = flops / ms / 1e6;
+  rows.push({
+    suite: SUITE, case: `train step, default config (${(model.parameterCount() / 1e6).toFixed(2)}M params), ${B}x${T} tokens`,
+    value: (B * T) / (ms / 1000), unit: 'tokens/s', ratio: achieved / roof, baseline: 'matmul roofline (FLOP/s)',
+    note: `${ms.toFixed(0)} ms/step (cpu ${median(cpuTimes).toFixed(0)} ms), ${achieved.toFixed(1)} GFLOP/s of ${roof.toFixed(1)}; goal >= 70%: ${achieved / roof >= 0.7 ? 'met' : 'not met'}`,
+  });
+
+  // generation: prompts of ~80 tokens with an image, greedy, KV cache
+  const request = (): GenerationRequest => {
+    const ids = [1, ...Array.from({ length: 79 }, () => 5 + rng.int(cfg.language.vocabSize - 5))];
+    const pos = Array.from({ length: n }, (_, k) => 30 + k);
+    return { ids, image: Float32Array.from({ length: px }, () => rng.normal()), imagePositions: pos };
+  };
+  const newTokens = quick ? 16 : 32;
+  for (const size of [1, 32]) {
+    const reqs = Array.from({ length: size }, request);
+    await generate(model, reqs, { maxNewTokens: 2, greedy: true, eosId: -1 });
+    const t0 = performance.now();
+    const out = await generate(model, reqs, { maxNewTokens: newTokens, greedy: true, eosId: -1 });
+    const s = (performance.now() - t0) / 1000;
+    const made = out.reduce((a, r) => a + r.tokens.length, 0);
+    rows.push({ suite: SUITE, case: `generate batch ${size}, 80-token prompt + ${newTokens} new (KV cache)`, value: made / s, unit: 'tokens/s', note: `${(s * 1000).toFixed(0)} ms incl. prefill` });
+  }
+  opt.dispose();
+  model.dispose();
+  return rows;
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const row of await bench({ quick: process.argv.includes('--quick') })) console.log(JSON.stringify(row));
+}
