@@ -5,7 +5,7 @@
  * (transforms/reward-score.ts) share these, so a response is scored exactly as it was trained.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointError, InvalidOptionError } from '../errors.ts';
+import { CheckpointError, FactflowError, InvalidOptionError } from '../errors.ts';
 import type { Turn } from './chat-template.ts';
 import { loadModel, type LoadedCheckpoint } from './checkpoint.ts';
 import { collate, type TrainExample } from './collate.ts';
@@ -101,23 +101,13 @@ export function rewardForward(model: MultimodalModel, input: ModelInput): tf.Ten
 }
 
 /**
- * Reward scores of many responses, in input order. Sequences are sorted by length and scored
- * `batchSize` at a time, so little compute goes to padding. Encoding errors (an over-long
- * prompt, a bad turn order) throw BadRecordError naming the item index.
+ * Reward scores of encoded sequences, in input order. Sequences are sorted by length and scored
+ * `batchSize` at a time, so little compute goes to padding.
  */
-export async function scoreResponses(model: MultimodalModel, tok: TextTokenizer, items: readonly RewardItem[], options: ScoreOptions): Promise<number[]> {
-  const batchSize = options.batchSize ?? 16;
+export async function scoreExamples(model: MultimodalModel, tok: TextTokenizer, examples: readonly TrainExample[], batchSize = 16): Promise<number[]> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidOptionError('batchSize', `must be a positive integer, got ${String(batchSize)}`);
-  const examples = items.map((item, i) => {
-    try {
-      return encodeRewardItem(model, tok, item, options);
-    } catch (e) {
-      if (e instanceof Error && 'locate' in e) (e as { locate(l: { recordIndex: number }): unknown }).locate({ recordIndex: i });
-      throw e;
-    }
-  });
   const order = examples.map((e, i) => ({ i, len: e.ids.length })).sort((a, b) => a.len - b.len || a.i - b.i);
-  const out = new Array<number>(items.length);
+  const out = new Array<number>(examples.length);
   for (let s = 0; s < order.length; s += batchSize) {
     const chunk = order.slice(s, s + batchSize);
     const input = rewardBatch(model, tok, chunk.map((c) => examples[c.i]!));
@@ -127,6 +117,22 @@ export async function scoreResponses(model: MultimodalModel, tok: TextTokenizer,
     chunk.forEach((c, k) => { out[c.i] = values[k]!; });
   }
   return out;
+}
+
+/**
+ * Reward scores of many responses, in input order (batched by length, see scoreExamples).
+ * Encoding errors (an over-long prompt, a bad turn order) throw BadRecordError naming the item.
+ */
+export async function scoreResponses(model: MultimodalModel, tok: TextTokenizer, items: readonly RewardItem[], options: ScoreOptions): Promise<number[]> {
+  const examples = items.map((item, i) => {
+    try {
+      return encodeRewardItem(model, tok, item, options);
+    } catch (e) {
+      if (e instanceof FactflowError) e.locate({ recordIndex: i });
+      throw e;
+    }
+  });
+  return scoreExamples(model, tok, examples, options.batchSize ?? 16);
 }
 
 /** Reference setting: weight of the |mean(r_0 + r_1)| term that keeps scores centred at 0. */

