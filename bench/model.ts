@@ -30,7 +30,9 @@ function roofline(reps: number): number {
   const times: number[] = [];
   for (let i = 0; i < reps + 2; i++) {
     const t0 = performance.now();
-    tf.tidy(() => tf.matMul(a, b).dataSync());
+    const c = tf.matMul(a, b);
+    c.dataSync(); // (never return a typed array from tf.tidy: it walks every element)
+    c.dispose();
     if (i >= 2) times.push(performance.now() - t0);
   }
   a.dispose(); b.dispose();
@@ -47,7 +49,11 @@ function warmUp(): void {
   const until = performance.now() + 20_000;
   while (performance.now() < until) {
     const t0 = performance.now();
-    for (let i = 0; i < 5; i++) tf.tidy(() => tf.matMul(a, a).dataSync());
+    for (let i = 0; i < 5; i++) {
+      const c = tf.matMul(a, a);
+      c.dataSync();
+      c.dispose();
+    }
     const dt = performance.now() - t0;
     if (dt > 0.8 * prev && dt < 1.25 * prev) break;
     prev = dt;

@@ -19,7 +19,6 @@ import * as zlib from 'node:zlib';
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
 import { writeColumn } from 'hyparquet-writer/src/column.js';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
-import { useDictionary } from 'hyparquet-writer/src/dictionary.js';
 import type { CompressionCodec } from 'hyparquet';
 import { SCHEMA_NAME_KEY, SCHEMA_VERSION_KEY } from '../schemas/arrow-schema.ts';
 import type { FieldSpec, FieldType } from '../schemas/field.ts';
@@ -405,7 +404,10 @@ interface Scratch {
   levels: Bytes;
   snappy: Bytes;
   offsets: Int32Array;
+  /** Each value's dictionary index, -1 for null. */
   indexes: Int32Array;
+  /** One page's non-null dictionary indexes. */
+  gather: Int32Array;
 }
 
 type Compress = (input: Uint8Array) => Uint8Array;
@@ -433,6 +435,7 @@ function fastGroupWriter(
     snappy: new Bytes(),
     offsets: new Int32Array(1024),
     indexes: new Int32Array(1024),
+    gather: new Int32Array(1024),
   };
   const snappy: Compress = (input) => snappyInto(input, scratch.snappy);
   const compressors = { ...pq.compressors, SNAPPY: snappy };
@@ -509,12 +512,22 @@ function writeStringColumn(
   let uncompressedSize = 0;
   const encodings: Encoding[] = [];
 
+  // One pass for what the rest needs: null count, UTF-16 length (hyparquet-writer's
+  // size estimate for strings), and room for the PLAIN bytes (at most 3 per unit).
   let nulls = 0;
-  for (let i = 0; i < n; i++) if (values[i] === null || values[i] === undefined) nulls++;
+  let units = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) nulls++;
+    else if (typeof v === 'string') units += v.length;
+    else throw new Error(`parquet expected string value, got ${typeof v}`);
+  }
 
   let min: string | undefined;
   let max: string | undefined;
-  const { dictionary, indexes } = useDictionary(values, 'BYTE_ARRAY', undefined, undefined, undefined, maxDef === 0);
+  if (scratch.indexes.length < n) scratch.indexes = new Int32Array(Math.max(n, scratch.indexes.length * 2));
+  const indexes = scratch.indexes;
+  const dictionary = stringDictionary(values as (string | null | undefined)[], n, n - nulls, units, indexes);
   let dictionary_page_offset: bigint | undefined;
   let encoding: Encoding;
   const body = scratch.body;
@@ -522,7 +535,7 @@ function writeStringColumn(
   if (scratch.offsets.length < n + 1) scratch.offsets = new Int32Array(Math.max(n + 1, scratch.offsets.length * 2));
   const off = scratch.offsets;
 
-  if (dictionary && indexes) {
+  if (dictionary) {
     for (const d of dictionary as string[]) {
       if (min === undefined || compareStrings(d, min) < 0) min = d;
       if (max === undefined || compareStrings(d, max) > 0) max = d;
@@ -547,7 +560,7 @@ function writeStringColumn(
     // A value's estimated page size is its 4-byte index.
     for (let i = 0; i < n; i++) {
       off[i] = body.pos;
-      if (indexes[i] !== undefined) body.pos += 4;
+      if (indexes[i]! >= 0) body.pos += 4;
     }
     off[n] = body.pos;
     body.pos = 0;
@@ -556,12 +569,19 @@ function writeStringColumn(
     // Every value's PLAIN bytes (u32 length + UTF-8) end to end: a page is a slice of this.
     let minAscii = false;
     let maxAscii = false;
+    body.ensure(4 * (n - nulls) + 3 * units);
+    const buf = body.buf as unknown as Utf8Writer;
+    let pos = 0;
     for (let i = 0; i < n; i++) {
-      off[i] = body.pos;
-      const v = values[i];
+      off[i] = pos;
+      const v = values[i] as string | null | undefined;
       if (v === null || v === undefined) continue;
-      if (typeof v !== 'string') throw new Error(`parquet expected string value, got ${typeof v}`);
-      const written = writePlainString(body, v);
+      const written = buf.utf8Write(v, pos + 4);
+      buf[pos] = written & 0xff;
+      buf[pos + 1] = (written >>> 8) & 0xff;
+      buf[pos + 2] = (written >>> 16) & 0xff;
+      buf[pos + 3] = written >>> 24;
+      pos += 4 + written;
       // UTF-16 order (`<`) equals UTF-8 byte order unless a surrogate is involved; ASCII has none.
       const ascii = written === v.length;
       if (min === undefined || (ascii && minAscii ? v < min : compareStrings(v, min) < 0)) {
@@ -573,7 +593,7 @@ function writeStringColumn(
         maxAscii = ascii;
       }
     }
-    off[n] = body.pos;
+    off[n] = body.pos = pos;
   }
   encodings.push(encoding);
 
@@ -624,14 +644,14 @@ function writeStringColumn(
     }
 
     let pageBytes: Uint8Array;
-    if (indexes) {
-      if (scratch.indexes.length < end - start) scratch.indexes = new Int32Array(Math.max(end - start, scratch.indexes.length * 2));
-      const idx = scratch.indexes;
+    if (dictionary) {
+      if (scratch.gather.length < end - start) scratch.gather = new Int32Array(Math.max(end - start, scratch.gather.length * 2));
+      const idx = scratch.gather;
       let count = 0;
       let maxValue = 0;
       for (let i = start; i < end; i++) {
-        const v = indexes[i];
-        if (v === undefined) continue;
+        const v = indexes[i]!;
+        if (v < 0) continue;
         idx[count++] = v;
         if (v > maxValue) maxValue = v;
       }
@@ -702,12 +722,66 @@ function writeStringColumn(
   };
 }
 
+/** Node's Buffer writes UTF-8 natively; `utf8Write` is `write` without its argument parsing. */
+type Utf8Writer = Buffer & { utf8Write(s: string, offset: number): number };
+
+/** hyparquet-writer's `sampleRejectionRatio`. */
+const SAMPLE_REJECTION_RATIO = 0.9;
+
+/**
+ * hyparquet-writer's `useDictionary` for a string column (the same sample, the same
+ * sizes: UTF-16 length plus a 4-byte prefix, the same "must halve the PLAIN bytes"
+ * rule), filling `indexes` (-1 for null) and returning the dictionary, or null for
+ * PLAIN. It stops building as soon as the dictionary can no longer win: its sizes only
+ * grow while the PLAIN size (`nonNull`, `units`) is known up front.
+ */
+function stringDictionary(values: readonly (string | null | undefined)[], n: number, nonNull: number, units: number, indexes: Int32Array): string[] | null {
+  const sampleSize = Math.min(n, 1000);
+  const sampleSizes = new Map<string | null | undefined, number>();
+  let sampleDictionarySize = 0;
+  let sampleTotalSize = 0;
+  for (let i = 0; i < sampleSize; i++) {
+    const value = values[sampleSize === 1 ? 0 : Math.floor((i * (n - 1)) / (sampleSize - 1))];
+    let valueSize = sampleSizes.get(value);
+    if (valueSize === undefined) {
+      valueSize = value === null || value === undefined ? 0 : value.length + 4;
+      sampleSizes.set(value, valueSize);
+      sampleDictionarySize += valueSize;
+    }
+    sampleTotalSize += valueSize;
+  }
+  if (!sampleTotalSize || sampleDictionarySize / sampleTotalSize > SAMPLE_REJECTION_RATIO) return null;
+
+  const plainSize = units + 4 * nonNull;
+  const dictionary: string[] = [];
+  const valueIndex = new Map<string, number>();
+  let dictSize = 0;
+  for (let i = 0; i < n; i++) {
+    const value = values[i];
+    if (value === null || value === undefined) {
+      indexes[i] = -1;
+      continue;
+    }
+    let index = valueIndex.get(value);
+    if (index === undefined) {
+      index = dictionary.length;
+      dictionary.push(value);
+      valueIndex.set(value, index);
+      dictSize += value.length;
+      const size = dictSize + 4 * dictionary.length + Math.ceil((nonNull * Math.ceil(Math.log2(dictionary.length))) / 8);
+      if (2 * size > plainSize) return null;
+    }
+    indexes[i] = index;
+  }
+  return dictionary;
+}
+
 /** PLAIN BYTE_ARRAY: u32 little-endian length, then the UTF-8 bytes. Returns the byte length. */
 function writePlainString(out: Bytes, value: string): number {
   out.ensure(4 + 3 * value.length);
   const at = out.pos;
   const buf = out.buf;
-  const n = (buf as unknown as { utf8Write(s: string, offset: number): number }).utf8Write(value, at + 4);
+  const n = (buf as Utf8Writer).utf8Write(value, at + 4);
   buf[at] = n & 0xff;
   buf[at + 1] = (n >>> 8) & 0xff;
   buf[at + 2] = (n >>> 16) & 0xff;
@@ -823,6 +897,11 @@ const MAX_HASH_TABLE_BITS = 14;
 const MAX_OFFSET = 0xffff;
 const INPUT_MARGIN = 15;
 const hashTables: Uint32Array[] = [];
+
+/** Snappy-compresses `input` into a new array: the same bytes as hyparquet-writer's `snappyCompress`. */
+export function snappyCompress(input: Uint8Array): Uint8Array {
+  return snappyInto(input, new Bytes()).slice();
+}
 
 /** Compresses `input` into `out` (reset) and returns a view of the result, valid until the next call. */
 function snappyInto(input: Uint8Array, out: Bytes): Uint8Array {

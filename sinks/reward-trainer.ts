@@ -260,7 +260,16 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
     name: 'reward-trainer',
     async write(input: AsyncIterable<Preference[]>, ctx: SinkContext): Promise<RewardTrainerSummary> {
       await mkdir(out, { recursive: true });
-      const resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
+      let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
+      if (resuming) {
+        // a run of the other kind (facts on/off) in this folder is not continued but replaced
+        let savedFacts: unknown;
+        try { savedFacts = (JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as { facts?: unknown }).facts; } catch { savedFacts = undefined; }
+        if (typeof savedFacts === 'boolean' && savedFacts !== options.facts) {
+          ctx.note(`${lastDir} was trained with facts=${savedFacts}; starting a fresh facts=${options.facts} model`);
+          resuming = false;
+        }
+      }
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
       const { model, checkpoint } = await loadModel(resuming ? lastDir : sft, { heads: ['reward'], seed: options.seed ?? 0, label: 'reward' });
       const tokenizer = checkpoint.tokenizer;
@@ -281,9 +290,6 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
           }
           if (saved.seed !== ctx.seed) {
             throw new CheckpointError(`the checkpoint was trained with seed ${saved.seed}, this run has seed ${ctx.seed}: the data order would differ`, { file: lastDir, fix: `rerun with --seed ${saved.seed}, or use a fresh out folder` });
-          }
-          if (saved.facts !== options.facts) {
-            throw new CheckpointError(`the checkpoint was trained with facts=${saved.facts}, this run asks for facts=${options.facts}`, { file: lastDir, fix: 'use another out folder for the other reward model' });
           }
           restoreOptimizer(optimizer, checkpoint);
           Object.assign(state, saved);
@@ -426,7 +432,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
           else await log();
           await saveLast();
         }
-        if (heldout.length === 0 && !(await exists(path.join(checkpointDir, 'config.json')))) {
+        if (heldout.length === 0 && (stepsHere > 0 || !(await exists(path.join(checkpointDir, 'config.json'))))) {
           // nothing to select by: the final model is the kept one
           state.best_step = state.step;
           await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: null } });

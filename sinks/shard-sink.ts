@@ -96,6 +96,8 @@ export function shardSink<T>(options: ShardSinkOptions<T>): Sink<T, Manifest> {
   const { dir, schema, format, split, maxRows, maxBytes, rowGroupRows, validate } = o;
   const encoder = makeEncoder(o);
   const estimate = encoder.estimate?.bind(encoder) ?? compileEstimate(schema.fields);
+  // An encoder's own estimate may have side effects (jsonl caches lines): call it for every record.
+  const bounds = encoder.estimate ? null : compileBounds(schema.fields);
   const rowGroupBytes = Math.min(ROW_GROUP_BYTES, maxBytes);
 
   return {
@@ -140,13 +142,13 @@ export function shardSink<T>(options: ShardSinkOptions<T>): Sink<T, Manifest> {
 
       let shard: OpenShard | null = null;
       let pending: unknown[] = [];
-      let pendingBytes = 0;
+      const size = new PendingSize(estimate, bounds);
 
       const flushGroup = async (): Promise<void> => {
         if (!shard || pending.length === 0) return;
         await shard.append(shard.encoding.add(pending));
         pending = [];
-        pendingBytes = 0;
+        size.reset();
       };
       const closeShard = async (): Promise<void> => {
         if (!shard) return;
@@ -176,16 +178,16 @@ export function shardSink<T>(options: ShardSinkOptions<T>): Sink<T, Manifest> {
             skipped++;
             continue;
           }
-          const bytes = estimate(record);
-          if (shard && (shard.rows >= maxRows || shard.bytes + pendingBytes + bytes > maxBytes)) await closeShard();
+          size.measure(record);
+          if (shard && (shard.rows >= maxRows || size.exceeds(maxBytes - shard.bytes, pending))) await closeShard();
           if (!shard) {
             const file = partialName(state.shards.length);
             shard = await OpenShard.create(path.join(partialDir, `${file}.tmp`), file, encoder.open());
           }
           pending.push(record);
-          pendingBytes += bytes;
+          size.add();
           shard.rows++;
-          if (pending.length >= rowGroupRows || pendingBytes >= rowGroupBytes) await flushGroup();
+          if (pending.length >= rowGroupRows || size.reaches(rowGroupBytes, pending)) await flushGroup();
         }
         if (skipped < toSkip) {
           throw new BadInputError(
@@ -366,13 +368,35 @@ const estimators = new WeakMap<readonly FieldSpec[], Estimate>();
  */
 function compileEstimate(fields: readonly FieldSpec[]): Estimate {
   let estimate = estimators.get(fields);
-  if (!estimate) estimators.set(fields, (estimate = compileStructEstimate(fields)));
+  if (!estimate) estimators.set(fields, (estimate = compileStructEstimate(fields, (s) => Buffer.byteLength(s))));
   return estimate;
 }
 
-function compileStructEstimate(fields: readonly FieldSpec[]): Estimate {
+/** Bounds on the estimate without measuring UTF-8: one record's low bound, and its strings' UTF-16 length. */
+interface Bounds {
+  (record: unknown): number;
+  chars: number;
+}
+
+/**
+ * A string's UTF-8 size lies within [1, 3] times its UTF-16 length, so the estimate
+ * lies within [low, low + 2 * chars], where `low` counts UTF-16 units as bytes.
+ */
+function compileBounds(fields: readonly FieldSpec[]): Bounds {
+  const fn = compileStructEstimate(fields, (s) => {
+    bounds.chars += s.length;
+    return s.length;
+  });
+  const bounds: Bounds = Object.assign((record: unknown) => {
+    bounds.chars = 0;
+    return fn(record);
+  }, { chars: 0 });
+  return bounds;
+}
+
+function compileStructEstimate(fields: readonly FieldSpec[], bytes: (s: string) => number): Estimate {
   const names = fields.map((f) => f.name);
-  const parts = fields.map((f) => compileValueEstimate(f.type));
+  const parts = fields.map((f) => compileValueEstimate(f.type, bytes));
   const n = fields.length;
   return (value) => {
     if (value === null || value === undefined) return 1;
@@ -383,19 +407,19 @@ function compileStructEstimate(fields: readonly FieldSpec[]): Estimate {
   };
 }
 
-function compileValueEstimate(type: FieldType): Estimate {
+function compileValueEstimate(type: FieldType, bytes: (s: string) => number): Estimate {
   if (typeof type === 'string') {
-    if (type === 'string') return (v) => (v === null || v === undefined ? 1 : 4 + Buffer.byteLength(v as string, 'utf8'));
+    if (type === 'string') return (v) => (v === null || v === undefined ? 1 : 4 + bytes(v as string));
     const width = type === 'bool' || type === 'int8' ? 1 : type === 'int32' || type === 'float32' ? 4 : 8;
     return (v) => (v === null || v === undefined ? 1 : width);
   }
   if ('list' in type) {
     const elem = type.list;
     if (typeof elem === 'string' && elem !== 'string') {
-      const width = compileValueEstimate(elem)(0);
+      const width = compileValueEstimate(elem, bytes)(0);
       return (v) => (v === null || v === undefined ? 1 : 4 + (v as ArrayLike<unknown>).length * width);
     }
-    const item = compileValueEstimate(elem);
+    const item = compileValueEstimate(elem, bytes);
     return (v) => {
       if (v === null || v === undefined) return 1;
       const items = v as ArrayLike<unknown>;
@@ -405,7 +429,74 @@ function compileValueEstimate(type: FieldType): Estimate {
     };
   }
   // A struct field: a missing struct counts 1, like any null.
-  return compileStructEstimate(type.struct);
+  return compileStructEstimate(type.struct, bytes);
+}
+
+/**
+ * The pending row group's estimated size. Decisions (close the shard? flush the group?)
+ * are exactly those of summing every record's estimate, but UTF-8 is measured only when
+ * the cheap bounds cannot decide; from then on, until the group is flushed, exactly.
+ */
+class PendingSize {
+  private low = 0;
+  private high = 0;
+  private exact: boolean;
+  /** The record being added. */
+  private lo = 0;
+  private hi = 0;
+  private record: unknown;
+
+  constructor(
+    private readonly estimate: Estimate,
+    private readonly bounds: Bounds | null,
+  ) {
+    this.exact = bounds === null;
+  }
+
+  measure(record: unknown): void {
+    this.record = record;
+    if (this.exact) {
+      this.lo = this.hi = this.estimate(record);
+    } else {
+      this.lo = this.bounds!(record);
+      this.hi = this.lo + 2 * this.bounds!.chars;
+    }
+  }
+
+  /** Whether the pending records plus the measured one estimate over `limit` bytes. */
+  exceeds(limit: number, pending: readonly unknown[]): boolean {
+    if (this.high + this.hi <= limit) return false;
+    if (this.low + this.lo > limit) return true;
+    this.makeExact(pending);
+    this.lo = this.hi = this.estimate(this.record);
+    return this.low + this.lo > limit;
+  }
+
+  add(): void {
+    this.low += this.lo;
+    this.high += this.hi;
+  }
+
+  /** Whether the pending records (the measured one added) estimate at least `limit` bytes. */
+  reaches(limit: number, pending: readonly unknown[]): boolean {
+    if (this.high < limit) return false;
+    if (this.low >= limit) return true;
+    this.makeExact(pending);
+    return this.low >= limit;
+  }
+
+  reset(): void {
+    this.low = this.high = 0;
+    this.exact = this.bounds === null;
+  }
+
+  private makeExact(pending: readonly unknown[]): void {
+    if (this.exact) return;
+    let sum = 0;
+    for (const r of pending) sum += this.estimate(r);
+    this.low = this.high = sum;
+    this.exact = true;
+  }
 }
 
 /** JSON with sorted keys, so fingerprints do not depend on property order. */

@@ -1,15 +1,14 @@
 /**
  * A-OKVQA (Schwenk et al. 2022): `aokvqa_v1p0_{train,val,test}.json`, a top-level JSON
- * array of questions. Streamed item by item (`jsonArrayItems`), so memory does not grow with
+ * array of questions. Streamed item by item (`jsonArrayFiles`), so memory does not grow with
  * the file. Items whose shape is wrong are rejected with their byte offset; whether the
  * answer index is usable is the transform's business (the test split has none).
  */
-import { InvalidOptionError } from '../src/errors.ts';
 import { withOrigin } from '../src/stream/origin.ts';
-import type { InputFingerprint, Source, SourceContext } from '../src/stream/stage.ts';
+import type { Source, SourceContext } from '../src/stream/stage.ts';
 import type { AokvqaItem } from '../schemas/aokvqa-item.ts';
-import { jsonArrayItems } from './line-records.ts';
-import { inputFile, type HttpOptions } from './resolve-input.ts';
+import { jsonArrayFiles } from './json-array-files.ts';
+import type { HttpOptions } from './resolve-input.ts';
 
 export type { AokvqaItem } from '../schemas/aokvqa-item.ts';
 
@@ -44,43 +43,34 @@ export function checkAokvqaItem(v: unknown): string | null {
 
 /** Reads A-OKVQA question files in the order given. */
 export function aokvqaSource(options: AokvqaSourceOptions): Source<AokvqaItem> {
-  const files = typeof options?.file === 'string' ? [options.file] : options?.file;
-  if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
-    throw new InvalidOptionError('file', 'must be a path or URL (or a non-empty list of them)');
-  }
+  const files = jsonArrayFiles(options);
   const name = options.name ?? 'aokvqa';
-  const inputs = files.map((f) => inputFile(f, { ...options.http, sha256: options.sha256?.[f] }));
   return {
     name,
-    async inputs(): Promise<InputFingerprint[]> {
-      return Promise.all(inputs.map((i) => i.fingerprint()));
-    },
+    inputs: files.inputs,
     async *read(ctx: SourceContext): AsyncIterable<AokvqaItem> {
       const { index: part, count: parts } = ctx.partition;
-      for (const input of inputs) {
-        const path = await input.local(ctx.signal, ctx.note);
-        for await (const { value, index, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
-          if (parts > 1 && index % parts !== part) continue;
-          const origin = { file: input.input, line, byteOffset, index };
-          const reason = checkAokvqaItem(value);
-          if (reason) {
-            ctx.reject(value, `not an A-OKVQA question: ${reason}`, origin);
-            continue;
-          }
-          const o = value as Record<string, unknown>;
-          const item: AokvqaItem = {
-            split: typeof o['split'] === 'string' ? o['split'] : '',
-            image_id: o['image_id'] as number,
-            question_id: o['question_id'] as string,
-            question: o['question'] as string,
-            choices: o['choices'] as string[],
-            correct_choice_idx: typeof o['correct_choice_idx'] === 'number' ? o['correct_choice_idx'] : null,
-            direct_answers: (o['direct_answers'] as string[] | undefined) ?? [],
-            difficult_direct_answer: o['difficult_direct_answer'] === true,
-            rationales: (o['rationales'] as string[] | undefined) ?? [],
-          };
-          yield withOrigin(item, origin);
+      // partitions and origins count within each file (a question's place in its split)
+      for await (const { value, origin } of files.elements(ctx)) {
+        if (parts > 1 && origin.index % parts !== part) continue;
+        const reason = checkAokvqaItem(value);
+        if (reason) {
+          ctx.reject(value, `not an A-OKVQA question: ${reason}`, origin);
+          continue;
         }
+        const o = value as Record<string, unknown>;
+        const item: AokvqaItem = {
+          split: typeof o['split'] === 'string' ? o['split'] : '',
+          image_id: o['image_id'] as number,
+          question_id: o['question_id'] as string,
+          question: o['question'] as string,
+          choices: o['choices'] as string[],
+          correct_choice_idx: typeof o['correct_choice_idx'] === 'number' ? o['correct_choice_idx'] : null,
+          direct_answers: (o['direct_answers'] as string[] | undefined) ?? [],
+          difficult_direct_answer: o['difficult_direct_answer'] === true,
+          rationales: (o['rationales'] as string[] | undefined) ?? [],
+        };
+        yield withOrigin(item, origin);
       }
     },
   };

@@ -1,6 +1,8 @@
 /**
  * Streams the elements of one array member of a big top-level JSON object
- * (`{"info": {...}, "annotations": [ {...}, {...}, ... ]}`), one element at a time.
+ * (`{"info": {...}, "annotations": [ {...}, {...}, ... ]}`, COCO and VQA-v2), or of a
+ * top-level array (`[ {...}, {...} ]`, A-OKVQA, LLaVA instruct, preference JSON: `key: null`),
+ * one element at a time. The one JSON splitter of the project: other readers build on it.
  *
  * Approach: a byte-level splitter, then `JSON.parse` per element. The file is read in
  * chunks with `fs.createReadStream`; a small state machine walks the bytes, tracking only
@@ -36,8 +38,11 @@ export interface JsonRecord {
 }
 
 export interface JsonArrayRecordsOptions {
-  /** Name of the top-level member whose array elements are streamed (e.g. `annotations`). */
-  readonly key: string;
+  /**
+   * Name of the top-level member whose array elements are streamed (e.g. `annotations`);
+   * `null` when the file's top-level value is itself the array.
+   */
+  readonly key: string | null;
   readonly signal?: AbortSignal;
   /** Read chunk size in bytes (default 1 MiB). */
   readonly chunkBytes?: number;
@@ -49,9 +54,10 @@ export interface JsonArrayRecordsOptions {
 
 export interface JsonArrayRecords extends AsyncIterable<JsonRecord> {
   readonly file: string;
-  readonly key: string;
+  readonly key: string | null;
   /**
-   * Top-level members other than `key` (values parsed), filled as the reader passes them:
+   * Top-level members other than `key` (values parsed), filled as the reader passes them
+   * (always empty for a top-level array):
    * the ones before the array are present when its first element is yielded, all of them
    * once iteration has finished. Reset when iteration starts again.
    */
@@ -75,6 +81,8 @@ const RBRACK = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const NL = 0x0a;
+
+const BOM = [0xef, 0xbb, 0xbf];
 
 function isWs(c: number): boolean {
   return c === 0x20 || c === NL || c === 0x09 || c === 0x0d;
@@ -192,19 +200,24 @@ function skipContainer(buf: Buffer, i: number, s: Scan): number {
 }
 
 /**
- * Streams `file`'s top-level `key` array element by element. Options are checked now;
- * the file is opened when iteration starts. Errors are `BadInputError`s naming the file,
- * byte offset and line: missing/empty file, truncated JSON, no such member, member not an array.
+ * Streams `file`'s top-level `key` array (or, with `key: null`, the top-level array) element
+ * by element. Options are checked now; the file is opened when iteration starts. Errors are
+ * `BadInputError`s naming the file, byte offset and line: missing/empty file, truncated JSON,
+ * wrong top-level value, no such member, member not an array, an element that is not valid JSON.
  */
 export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions): JsonArrayRecords {
   if (typeof file !== 'string' || file === '') throw new InvalidOptionError('file', 'must be a non-empty path');
-  if (typeof options?.key !== 'string' || options.key === '') throw new InvalidOptionError('key', 'must be a non-empty member name');
+  if (options?.key !== null && (typeof options?.key !== 'string' || options.key === '')) throw new InvalidOptionError('key', 'must be a non-empty member name, or null for a top-level array');
   const chunkBytes = options.chunkBytes ?? 1 << 20;
   if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw new InvalidOptionError('chunkBytes', `must be a positive integer, got ${String(chunkBytes)}`);
   const maxMemberBytes = options.maxMemberBytes ?? 1 << 20;
   if (!Number.isInteger(maxMemberBytes) || maxMemberBytes < 0) throw new InvalidOptionError('maxMemberBytes', `must be a non-negative integer, got ${String(maxMemberBytes)}`);
   const { key, signal, missingFix } = options;
-  const keyBytes = Buffer.from(key, 'utf8');
+  const topLevel = key === null;
+  const keyBytes = Buffer.from(key ?? '', 'utf8');
+  // how messages name the array, and what the top-level value must be
+  const arrayName = topLevel ? 'the top-level array' : `"${key}"`;
+  const topKind = topLevel ? 'array' : 'object';
 
   let members: Record<string, unknown> = {};
   let skipped: string[] = [];
@@ -226,13 +239,18 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
       if (code === 'ENOENT') throw new BadInputError('no such file', { file, cause: err, fix: missingFix ?? 'check the path' });
       throw new BadInputError(`cannot read the file (${code ?? String(err)})`, { file, cause: err });
     }
-    if (size === 0) throw new BadInputError('byte 0: the file is empty (0 bytes), expected a JSON object', { file, byteOffset: 0, line: 1, fix: 're-download or regenerate it' });
+    if (size === 0) throw new BadInputError(`byte 0: the file is empty (0 bytes), expected a JSON ${topKind}`, { file, byteOffset: 0, line: 1, fix: 're-download or regenerate it' });
 
     const fail = (detail: string, byteOffset: number, line: number, cause?: unknown): never => {
       throw new BadInputError(`byte ${byteOffset}: ${detail}`, { file, byteOffset, line, cause });
     };
+    const noMember = (at: number, atLine: number): never => {
+      const names = Object.keys(memberSink).concat(skippedSink);
+      return fail(`the top-level object has no member "${key}" (it has: ${names.length ? names.map((k) => `"${k}"`).join(', ') : 'no members'})`, at, atLine);
+    };
 
     let state = S_START;
+    let bomSeen = 0; // bytes of a leading BOM passed
     let line = 1;
     let base = 0; // absolute offset of the current chunk's first byte
     let found = false; // the target array was seen
@@ -293,7 +311,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
           if (k + 1 < count) {
             while (e > from && (isWs(buf[e - 1]!) || buf[e - 1] === COMMA)) e--;
           }
-          value = parseOne(buf.toString('utf8', from, e), `element #${runIndex + k} of "${key}"`, runOffsets[k]!, runLines[k]!);
+          value = parseOne(buf.toString('utf8', from, e), `element #${runIndex + k} of ${arrayName}`, runOffsets[k]!, runLines[k]!);
         }
         ready.push({ value, byteOffset: runOffsets[k]!, line: runLines[k]!, index: runIndex + k });
       }
@@ -308,8 +326,6 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
         const buf = chunk;
         const n = buf.length;
         let i = 0;
-        // a UTF-8 BOM is tolerated at the very start
-        if (base === 0 && n >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) i = 3;
         let vStart = state === S_VAL ? 0 : -1; // value start within this chunk
         let nStart = inName ? 0 : -1;
 
@@ -350,7 +366,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
               const text = parts.length === 0
                 ? buf.toString('utf8', vStart, end)
                 : Buffer.concat([...parts, buf.subarray(0, end)], partsBytes + end).toString('utf8');
-              const what = vIsElem ? `element #${index} of "${key}"` : `member "${memberName}"`;
+              const what = vIsElem ? `element #${index} of ${arrayName}` : `member "${memberName}"`;
               value = parseOne(text, what, vStartAbs, vLine);
             }
             parts = [];
@@ -387,7 +403,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
             inName = false;
             i++; // past the closing quote
             // fast path: compare bytes; names with escapes go through JSON.parse
-            if (raw.equals(keyBytes)) memberName = key;
+            if (key !== null && raw.equals(keyBytes)) memberName = key;
             else {
               try {
                 memberName = JSON.parse(`"${raw.toString('utf8')}"`) as string;
@@ -405,8 +421,21 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
           const at = base + i;
           switch (state) {
             case S_START:
-              if (c !== LBRACE) fail(`expected the top-level JSON value to be an object ('{'), found ${describe(c)} (${show(c)})`, at, line);
-              state = S_KEY;
+              // a UTF-8 BOM (EF BB BF) is tolerated at the very start, even split between chunks
+              if (at < 3 && c === BOM[at] && (at === 0 || bomSeen === at)) {
+                bomSeen = at + 1;
+                i++;
+                break;
+              }
+              if (bomSeen > 0 && bomSeen < 3) fail('the file starts with a broken UTF-8 byte order mark', at, line);
+              if (topLevel) {
+                if (c !== LBRACK) fail(`expected the top-level JSON value to be an array ('['), found ${describe(c)} (${show(c)})`, at, line);
+                found = true;
+                state = S_ARR_FIRST;
+              } else {
+                if (c !== LBRACE) fail(`expected the top-level JSON value to be an object ('{'), found ${describe(c)} (${show(c)})`, at, line);
+                state = S_KEY;
+              }
               i++;
               break;
             case S_KEY:
@@ -414,10 +443,7 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
               if (c === RBRACE && state === S_KEY) {
                 state = S_END;
                 i++;
-                if (!found) {
-                  const names = Object.keys(memberSink).concat(skippedSink);
-                  fail(`the top-level object has no member "${key}" (it has: ${names.length ? names.map((k) => `"${k}"`).join(', ') : 'no members'})`, at, line);
-                }
+                if (!found) noMember(at, line);
                 break;
               }
               if (c !== QUOTE) fail(`expected a member name ('"') in the top-level object, found ${show(c)}`, at, line);
@@ -455,11 +481,11 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
             case S_ARR_NEXT:
               if (c === RBRACK && state === S_ARR_FIRST) {
                 arrayDone = true;
-                state = S_AFTER_MEMBER;
+                state = topLevel ? S_END : S_AFTER_MEMBER;
                 i++;
                 break;
               }
-              if (c === COMMA || c === RBRACE || c === RBRACK || c === COLON) fail(`expected element #${index} of "${key}", found ${show(c)}`, at, line);
+              if (c === COMMA || c === RBRACE || c === RBRACK || c === COLON) fail(`expected element #${index} of ${arrayName}, found ${show(c)}`, at, line);
               vIsElem = true;
               vCapture = true;
               vStartAbs = at;
@@ -471,23 +497,20 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
               break;
             case S_AFTER_ELEM:
               if (c === COMMA) state = S_ARR_NEXT;
-              else if (c === RBRACK) { arrayDone = true; state = S_AFTER_MEMBER; }
-              else fail(`expected ',' or ']' after element #${index - 1} of "${key}", found ${show(c)}`, at, line);
+              else if (c === RBRACK) { arrayDone = true; state = topLevel ? S_END : S_AFTER_MEMBER; }
+              else fail(`expected ',' or ']' after element #${index - 1} of ${arrayName}, found ${show(c)}`, at, line);
               i++;
               break;
             case S_AFTER_MEMBER:
               if (c === COMMA) state = S_KEY_AFTER_COMMA;
               else if (c === RBRACE) {
                 state = S_END;
-                if (!found) {
-                  const names = Object.keys(memberSink).concat(skippedSink);
-                  fail(`the top-level object has no member "${key}" (it has: ${names.map((k) => `"${k}"`).join(', ')})`, at, line);
-                }
+                if (!found) noMember(at, line);
               } else fail(`expected ',' or '}' after member "${memberName}", found ${show(c)}`, at, line);
               i++;
               break;
             case S_END:
-              fail(`unexpected ${show(c)} after the end of the top-level object`, at, line);
+              fail(`unexpected ${show(c)} after the end of the top-level ${topKind}`, at, line);
           }
         }
 
@@ -524,9 +547,9 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
 
     if (state !== S_END) {
       const at = base;
-      if (state === S_VAL && vIsElem) fail(`the file ends inside element #${index} of "${key}" (which starts at byte ${vStartAbs}, line ${vLine}): it is truncated`, at, line);
-      if (found && !arrayDone) fail(`the file ends inside the "${key}" array after ${index} elements: it is truncated`, at, line);
-      if (state === S_START) fail('the file holds only whitespace, expected a JSON object', at, line);
+      if (state === S_VAL && vIsElem) fail(`the file ends inside element #${index} of ${arrayName} (which starts at byte ${vStartAbs}, line ${vLine}): it is truncated`, at, line);
+      if (found && !arrayDone) fail(`the file ends inside ${topLevel ? 'the top-level array' : `the "${key}" array`} after ${index} elements: it is truncated`, at, line);
+      if (state === S_START) fail(`the file holds only whitespace, expected a JSON ${topKind}`, at, line);
       fail(`the file ends before the top-level object is closed: it is truncated${found ? '' : ` (no member "${key}" seen)`}`, at, line);
     }
 

@@ -15,10 +15,10 @@
 import { InvalidOptionError } from '../src/errors.ts';
 import { withOrigin } from '../src/stream/origin.ts';
 import { hash32 } from '../src/stream/random.ts';
-import type { InputFingerprint, Source, SourceContext } from '../src/stream/stage.ts';
+import type { Source, SourceContext } from '../src/stream/stage.ts';
 import { conversationSchema, type Conversation, type Turn } from '../schemas/conversation.ts';
-import { jsonArrayItems } from './line-records.ts';
-import { inputFile, type HttpOptions } from './resolve-input.ts';
+import { jsonArrayFiles } from './json-array-files.ts';
+import type { HttpOptions } from './resolve-input.ts';
 
 export interface LlavaInstructSourceOptions {
   /** One file or several, each a local path or an http(s) URL. */
@@ -53,6 +53,18 @@ export function placeImageToken(turns: Turn[], hasImage: boolean): Turn[] | stri
   return out;
 }
 
+/**
+ * Checks an `imagePrefix` option (LLaVA and preference items name bare COCO files): a relative
+ * folder inside the image root. Returns it, default `coco/train2017/`.
+ */
+export function checkImagePrefix(imagePrefix: unknown): string {
+  const prefix = imagePrefix ?? 'coco/train2017/';
+  if (typeof prefix !== 'string' || prefix.startsWith('/') || prefix.split('/').includes('..')) {
+    throw new InvalidOptionError('imagePrefix', `must be a relative folder inside the image root, got ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
 /** Reads raw `{from, value}` turns; a reason string when they are not that shape. */
 export function readTurns(raw: unknown, field = 'conversations'): Turn[] | string {
   if (!Array.isArray(raw)) return `"${field}" must be a list of {from, value}`;
@@ -68,60 +80,47 @@ export function readTurns(raw: unknown, field = 'conversations'): Turn[] | strin
 
 /** Reads LLaVA instruction files as `conversation` records (see the module comment). */
 export function llavaInstructSource(options: LlavaInstructSourceOptions): Source<Conversation> {
-  const files = typeof options?.file === 'string' ? [options.file] : options?.file;
-  if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
-    throw new InvalidOptionError('file', 'must be a path or URL (or a non-empty list of them)');
-  }
-  const imagePrefix = options.imagePrefix ?? 'coco/train2017/';
-  if (typeof imagePrefix !== 'string' || imagePrefix.startsWith('/') || imagePrefix.split('/').includes('..')) {
-    throw new InvalidOptionError('imagePrefix', `must be a relative folder inside the image root, got ${JSON.stringify(imagePrefix)}`);
-  }
+  const files = jsonArrayFiles(options);
+  const imagePrefix = checkImagePrefix(options.imagePrefix);
   const label = options.sourceLabel ?? 'llava';
   const name = options.name ?? 'llava-instruct';
-  const inputs = files.map((f) => inputFile(f, { ...options.http, sha256: options.sha256?.[f] }));
   return {
     name,
-    async inputs(): Promise<InputFingerprint[]> {
-      return Promise.all(inputs.map((i) => i.fingerprint()));
-    },
+    inputs: files.inputs,
     async *read(ctx: SourceContext): AsyncIterable<Conversation> {
       const { index: part, count: parts } = ctx.partition;
       const seen = new Map<string, number>();
-      let n = 0;
-      for (const input of inputs) {
-        const path = await input.local(ctx.signal, ctx.note);
-        for await (const { value, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
-          const index = n++;
-          const origin = { file: input.input, line, byteOffset, index };
-          const o = value as { id?: unknown; image?: unknown; conversations?: unknown } | null;
-          if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-            ctx.reject(value, 'not a LLaVA item: expected an object', origin);
-            continue;
-          }
-          const rawId = typeof o.id === 'string' || typeof o.id === 'number' ? String(o.id) : `${label}-${index}`;
-          if (parts > 1 && hash32(rawId) % parts !== part) continue;
-          const k = (seen.get(rawId) ?? 0) + 1;
-          seen.set(rawId, k);
-          const id = k === 1 ? rawId : `${rawId}-${k}`;
-          if (o.image !== undefined && o.image !== null && typeof o.image !== 'string') {
-            ctx.reject(value, `item ${rawId}: "image" must be a string file name`, origin);
-            continue;
-          }
-          const image = typeof o.image === 'string' && o.image !== '' ? imagePrefix + o.image : null;
-          const turns = readTurns(o.conversations);
-          const placed = typeof turns === 'string' ? turns : placeImageToken(turns, image !== null);
-          if (typeof placed === 'string') {
-            ctx.reject(value, `item ${rawId}: ${placed}`, origin);
-            continue;
-          }
-          const rec: Conversation = { id, image, conversations: placed, source: label, meta: k === 1 ? '' : JSON.stringify({ raw_id: rawId }) };
-          const reason = conversationSchema.validate(rec);
-          if (reason) {
-            ctx.reject(value, `item ${rawId}: ${reason}`, origin);
-            continue;
-          }
-          yield withOrigin(rec, origin);
+      for await (const element of files.elements(ctx)) {
+        const { value, ordinal: index } = element;
+        const origin = { ...element.origin, index };
+        const o = value as { id?: unknown; image?: unknown; conversations?: unknown } | null;
+        if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+          ctx.reject(value, 'not a LLaVA item: expected an object', origin);
+          continue;
         }
+        const rawId = typeof o.id === 'string' || typeof o.id === 'number' ? String(o.id) : `${label}-${index}`;
+        if (parts > 1 && hash32(rawId) % parts !== part) continue;
+        const k = (seen.get(rawId) ?? 0) + 1;
+        seen.set(rawId, k);
+        const id = k === 1 ? rawId : `${rawId}-${k}`;
+        if (o.image !== undefined && o.image !== null && typeof o.image !== 'string') {
+          ctx.reject(value, `item ${rawId}: "image" must be a string file name`, origin);
+          continue;
+        }
+        const image = typeof o.image === 'string' && o.image !== '' ? imagePrefix + o.image : null;
+        const turns = readTurns(o.conversations);
+        const placed = typeof turns === 'string' ? turns : placeImageToken(turns, image !== null);
+        if (typeof placed === 'string') {
+          ctx.reject(value, `item ${rawId}: ${placed}`, origin);
+          continue;
+        }
+        const rec: Conversation = { id, image, conversations: placed, source: label, meta: k === 1 ? '' : JSON.stringify({ raw_id: rawId }) };
+        const reason = conversationSchema.validate(rec);
+        if (reason) {
+          ctx.reject(value, `item ${rawId}: ${reason}`, origin);
+          continue;
+        }
+        yield withOrigin(rec, origin);
       }
     },
   };

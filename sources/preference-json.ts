@@ -13,13 +13,12 @@
  * `hallucination` is kept as a boolean (true/false, 1/0, "true"/"false"), null when absent.
  * Facts start empty; `to-preference` attaches them.
  */
-import { InvalidOptionError } from '../src/errors.ts';
 import { withOrigin } from '../src/stream/origin.ts';
-import type { InputFingerprint, Source, SourceContext } from '../src/stream/stage.ts';
+import type { Source, SourceContext } from '../src/stream/stage.ts';
 import { preferenceSchema, type Preference } from '../schemas/preference.ts';
-import { jsonArrayItems } from './line-records.ts';
-import { placeImageToken, readTurns } from './llava-instruct.ts';
-import { inputFile, type HttpOptions } from './resolve-input.ts';
+import { jsonArrayFiles } from './json-array-files.ts';
+import { checkImagePrefix, placeImageToken, readTurns } from './llava-instruct.ts';
+import type { HttpOptions } from './resolve-input.ts';
 
 export interface PreferenceJsonSourceOptions {
   readonly file: string | readonly string[];
@@ -78,37 +77,24 @@ export function toPreferenceRecord(raw: unknown, index: number, imagePrefix: str
 
 /** Reads LLaVA-RLHF preference files as `preference` records (see the module comment). */
 export function preferenceJsonSource(options: PreferenceJsonSourceOptions): Source<Preference> {
-  const files = typeof options?.file === 'string' ? [options.file] : options?.file;
-  if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
-    throw new InvalidOptionError('file', 'must be a path or URL (or a non-empty list of them)');
-  }
-  const imagePrefix = options.imagePrefix ?? 'coco/train2017/';
-  if (typeof imagePrefix !== 'string' || imagePrefix.startsWith('/') || imagePrefix.split('/').includes('..')) {
-    throw new InvalidOptionError('imagePrefix', `must be a relative folder inside the image root, got ${JSON.stringify(imagePrefix)}`);
-  }
+  const files = jsonArrayFiles(options);
+  const imagePrefix = checkImagePrefix(options.imagePrefix);
   const name = options.name ?? 'preference-json';
-  const inputs = files.map((f) => inputFile(f, { ...options.http, sha256: options.sha256?.[f] }));
   return {
     name,
-    async inputs(): Promise<InputFingerprint[]> {
-      return Promise.all(inputs.map((i) => i.fingerprint()));
-    },
+    inputs: files.inputs,
     async *read(ctx: SourceContext): AsyncIterable<Preference> {
       const { index: part, count: parts } = ctx.partition;
-      let n = 0;
-      for (const input of inputs) {
-        const path = await input.local(ctx.signal, ctx.note);
-        for await (const { value, line, byteOffset } of jsonArrayItems(path, { signal: ctx.signal })) {
-          const index = n++;
-          if (parts > 1 && index % parts !== part) continue;
-          const origin = { file: input.input, line, byteOffset, index };
-          const rec = toPreferenceRecord(value, index, imagePrefix);
-          if (typeof rec === 'string') {
-            ctx.reject(value, rec, origin);
-            continue;
-          }
-          yield withOrigin(rec, origin);
+      // partitions and origins count across all the files
+      for await (const { value, ordinal: index, origin: at } of files.elements(ctx)) {
+        if (parts > 1 && index % parts !== part) continue;
+        const origin = { ...at, index };
+        const rec = toPreferenceRecord(value, index, imagePrefix);
+        if (typeof rec === 'string') {
+          ctx.reject(value, rec, origin);
+          continue;
         }
+        yield withOrigin(rec, origin);
       }
     },
   };

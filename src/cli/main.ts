@@ -23,6 +23,57 @@ function endQuietlyOnEpipe(): void {
   });
 }
 
+/** The options of a cac command, as far as re-reading their values needs. */
+interface CacOption {
+  readonly name: string;
+  readonly rawName: string;
+  /** true for `--x <v>`, false for `--x [v]`, undefined for a boolean flag. */
+  readonly required?: boolean;
+  readonly config: { readonly type?: unknown };
+}
+
+/**
+ * The text typed after each value-taking long option, in order: cac's parser (mri) turns values
+ * that look like numbers into numbers (`--out 007` -> 7, `--set 1e3` -> 1000) and a `--set`
+ * with no value into `true`, so those values are re-read from argv as written. A value-less
+ * occurrence (end of argv, or the next word is a flag, as mri decides) reads as undefined.
+ */
+export function optionTexts(argv: readonly string[], option: string): (string | undefined)[] {
+  const out: (string | undefined)[] = [];
+  const end = argv.indexOf('--');
+  const words = end < 0 ? argv : argv.slice(0, end);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === `--${option}`) {
+      const next = words[i + 1];
+      if (next === undefined || next.startsWith('-')) out.push(undefined);
+      else { out.push(next); i++; }
+    } else if (w.startsWith(`--${option}=`)) out.push(w.slice(option.length + 3));
+  }
+  return out;
+}
+
+/** Puts the typed text of each value-taking option of `command` into `parsed` (cac's options object). */
+function restoreOptionTexts(argv: readonly string[], options: readonly CacOption[], parsed: Record<string, unknown>): void {
+  for (const option of options) {
+    if (option.required === undefined) continue; // a boolean flag
+    const long = /--([A-Za-z0-9][\w-]*)/.exec(option.rawName)?.[1];
+    if (!long) continue;
+    const texts = optionTexts(argv, long);
+    const repeatable = Array.isArray(option.config.type);
+    if (texts.length === 0) {
+      // cac's array type turns an absent flag into [undefined]
+      if (repeatable) parsed[option.name] = [];
+      continue;
+    }
+    if (option.required && texts.includes(undefined)) {
+      const shape = /<[^>]*>/.exec(option.rawName)?.[0] ?? '<value>';
+      throw new InvalidOptionError(`--${long}`, 'is given without a value', { fix: `write --${long} ${shape}${repeatable ? ' (once per value)' : ''}` });
+    }
+    parsed[option.name] = repeatable ? texts : texts[texts.length - 1];
+  }
+}
+
 /**
  * The `pipeline` command. Each action maps flags to options and lazily imports the API call,
  * so `pipeline list` never loads tfjs. Returns the exit code; only this folder prints.
@@ -33,8 +84,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
 
   cli
     .command('run <file>', 'Run a pipeline definition file (or a bundled pipeline name such as sft-mix)')
-    .option('--set <key=value>', 'Set a pipeline parameter (repeatable)', { type: [] })
-    .option('--out <dir>', 'Output folder (default runs/<pipeline name>)')
+    .option('--set <key=value>', 'Set a pipeline parameter (repeatable); relative paths in path parameters are taken from the current folder', { type: [] })
+    .option('--out <dir>', 'Output folder, relative to the current folder (default runs/<pipeline name>)')
     .option('--seed <n>', 'Run seed (default 1)')
     .option('--partition <i/n>', 'Process partition i of n (0-based); merge the parts with `pipeline merge`')
     .option('--backend <name>', 'tfjs backend: auto|webgpu|tensorflow|wasm|cpu (default auto)')
@@ -81,6 +132,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       }
       throw new InvalidOptionError('command', `unknown command "${String(cli.args[0])}"`, { fix: 'run `pipeline --help` for the commands: run, list, merge, inspect' });
     }
+    restoreOptionTexts(argv, cli.matchedCommand.options as unknown as CacOption[], cli.options);
     const code: unknown = await cli.runMatchedCommand();
     return typeof code === 'number' ? code : 0;
   } catch (e) {

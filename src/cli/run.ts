@@ -33,6 +33,8 @@ function seedFlag(v: RunFlags['seed']): number | undefined {
 
 /** `pipeline run FILE`: maps flags to RunOptions, links SIGINT, prints the summary table. */
 export async function runCommand(file: string, flags: RunFlags, io: CliIo): Promise<number> {
+  // relative paths on the command line (the file, --out, path parameters) mean this folder
+  const cwd = process.cwd();
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -51,6 +53,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
       partition: flags.partition === undefined ? undefined : String(flags.partition),
       backend: flags.backend as BackendName | undefined,
       policy: flags.policy as ErrorPolicy | undefined,
+      cwd,
       signal: controller.signal,
       progress: progress ?? silentProgress,
       log: flags.quiet ? undefined : (m) => io.err(m),
@@ -58,7 +61,7 @@ export async function runCommand(file: string, flags: RunFlags, io: CliIo): Prom
     progress?.close();
     // paths under the working folder read shorter relative; others stay absolute
     const rel = (p: string) => {
-      const r = path.relative(process.cwd(), p);
+      const r = path.relative(cwd, p);
       return r === '' ? '.' : r.startsWith('..') || path.isAbsolute(r) ? p : r;
     };
     for (const flow of summary.flows) {

@@ -5,24 +5,42 @@
  *
  * Hallucinated = the answer asserts something the image does not have: an object (colour +
  * shape, or a shape or colour alone), a size, colour or position of an object, an exact
- * count, a relation between two objects, or the background colour. A wrong denial ("No,
- * there is no red circle" when there is one) is wrong but asserts nothing that is absent, so
- * it counts as not informative rather than hallucinated (MMHal's GPT-4 judge may call it
- * either); `falseDenialIsHallucination: true` flips that.
+ * count, a spatial or size relation between two objects, which object is closest to an edge,
+ * or the background colour. A wrong denial ("No, there is no red circle" when there is one)
+ * is wrong but asserts nothing that is absent, so it counts as not informative rather than
+ * hallucinated (MMHal's GPT-4 judge may call it either); `falseDenialIsHallucination: true`
+ * flips that.
  *
  * Score (fixed rules, not fitted to any policy):
  *   T = distinct true facts stated (an object claim counts 1, +1 for a stated position, +1 for
- *       an exact count; a relation or background claim counts 1);
+ *       an exact count; a relation, superlative or background claim counts 1; a true denial 1);
  *   A = the answer gives what the question asks as in gt_answer (yes/no, count, colour, shape,
- *       size, position, background; for open questions: the true object kinds of the answer
- *       cover at least half of those gt_answer names); when gt_answer gives nothing readable,
+ *       size, position, which object is larger or closest to an edge, background, or "none"
+ *       when gt_answer denies the object asked about); for "where is a relative to b": some true
+ *       relation between a and b; for open questions: the true object kinds of the answer
+ *       cover at least half of those gt_answer names; when gt_answer gives nothing readable,
  *       A = T >= 1;
  *   very informative = A and T >= 2; somewhat = A or T >= 1; else not informative;
  *   "good analysis" = very informative, T >= 4 and at least one true position or relation.
  *   No hallucination: 6 analysis, 5 very, 4 somewhat, 3 not informative.
  *   Hallucination:    2 very, 1 somewhat, 0 not informative.
- * Parsing limits are those of shape-claims.ts: text it cannot read is neither credited nor
- * blamed.
+ * A one-fact answer ("Blue.", "The background is grey.") is therefore at most 4 (somewhat
+ * informative): the rubric's "very informative" needs more than the bare fact asked for.
+ *
+ * Parsing limits (shape-claims.ts has the full list). Text it cannot read is neither credited
+ * nor blamed, so an unreadable hallucination goes unflagged:
+ * - objects are read only as "[count] [size] [colour] <shape|shape|object|item|figure>" phrases
+ *   in our vocabulary (6 shapes, 8 colours, small/large); one colour per phrase; no synonyms
+ *   ("ball", "rectangle", "violet" are not read); sizes are the two size classes.
+ * - an attribute belongs to the phrase it occurs in; words outside every phrase ("Red.",
+ *   "It is small.") complete the question's subject only when they give one distinct value;
+ *   no other coreference ("it", "they", "the red one").
+ * - positions are the nine cells of the image thirds ("at the top left", "on the left"); a
+ *   side accepts its three cells. Relations: left of / right of / above / below (box centres),
+ *   larger / smaller / same size (size classes), closest to an edge (box edges); "next to",
+ *   "near", "between" and other comparisons are not checked.
+ * - negation is read per clause (commas end clauses); "There is no circle" is a denial.
+ * - the background's colour is read; its texture or other properties are not.
  */
 import { AbortedError, BadRecordError } from '../errors.ts';
 import { positionOf, type Position, type ShapeObject } from '../../schemas/shapes-world.ts';
@@ -32,6 +50,7 @@ import {
   askedValue,
   extractClaims,
   questionFrame,
+  sameAnswer,
   type Claim,
   type ObjectSpec,
 } from './shape-claims.ts';
@@ -87,6 +106,15 @@ function holds(claim: Claim, truth: ShapesTruth): { ok: boolean; reason?: string
     const ok = truth.background.replace('gray', 'grey') === claim.color;
     return ok ? { ok } : { ok, reason: `the background is ${truth.background}` };
   }
+  if (claim.kind === 'extreme') {
+    const as = matching(claim.spec, truth);
+    if (as.length === 0) return { ok: false, reason: 'no such object in the image' };
+    // box edges: the top edge's y for "top", the right edge's x for "right", ...
+    const edge = (o: ShapeObject) => (claim.side === 'top' ? o.box[1] : claim.side === 'bottom' ? -o.box[3] : claim.side === 'left' ? o.box[0] : -o.box[2]);
+    const best = Math.min(...truth.objects.map(edge));
+    const ok = as.some((o) => edge(o) === best);
+    return ok ? { ok } : { ok, reason: `another object is closer to the ${claim.side}` };
+  }
   if (claim.kind === 'relation') {
     const as = matching(claim.a, truth);
     const bs = matching(claim.b, truth);
@@ -96,7 +124,23 @@ function holds(claim: Claim, truth: ShapesTruth): { ok: boolean; reason?: string
         if (a === b) return false;
         const [ax, ay] = centre(a);
         const [bx, by] = centre(b);
-        return claim.relation === 'left of' ? ax < bx : claim.relation === 'right of' ? ax > bx : claim.relation === 'above' ? ay < by : ay > by;
+        switch (claim.relation) {
+          case 'left of':
+            return ax < bx;
+          case 'right of':
+            return ax > bx;
+          case 'above':
+            return ay < by;
+          case 'below':
+            return ay > by;
+          // sizes are two classes: "larger" is large against small
+          case 'larger than':
+            return a.size === 'large' && b.size === 'small';
+          case 'smaller than':
+            return a.size === 'small' && b.size === 'large';
+          case 'same size as':
+            return a.size === b.size;
+        }
       }),
     );
     return ok ? { ok } : { ok, reason: `no such pair is ${claim.relation} each other` };
@@ -127,6 +171,12 @@ function factWeight(c: Claim): number {
   return 1 + (c.spec.position !== undefined ? 1 : 0) + (c.exact !== null ? 1 : 0);
 }
 
+/** A claimed phrase that names the question's object: agrees with it and names its colour or shape. */
+function fitsSpec(asked: ObjectSpec, said: ObjectSpec): boolean {
+  if (said.color === undefined && said.shape === undefined) return false;
+  return (Object.keys(asked) as (keyof ObjectSpec)[]).every((k) => asked[k] === undefined || said[k] === undefined || asked[k] === said[k]);
+}
+
 function kindKey(spec: ObjectSpec): string | null {
   if (spec.color === undefined && spec.shape === undefined) return null;
   return `${spec.color ?? '*'} ${spec.shape ?? '*'}`;
@@ -134,11 +184,17 @@ function kindKey(spec: ObjectSpec): string | null {
 
 function answersQuestion(item: Pick<JudgeItem, 'question' | 'gt_answer' | 'response'>, checked: CheckedClaim[], trueFacts: number): boolean {
   const frame = questionFrame(item.question);
+  if (frame.kind === 'relation') {
+    // any true relation between the two objects answers "where is a relative to b?"
+    return checked.some(
+      (c) => c.verdict === 'true' && c.claim.kind === 'relation' && !c.claim.negated &&
+        ((fitsSpec(frame.a, c.claim.a) && fitsSpec(frame.b, c.claim.b)) || (fitsSpec(frame.b, c.claim.a) && fitsSpec(frame.a, c.claim.b))),
+    );
+  }
   if (frame.kind !== 'open') {
     const want = askedValue(frame, item.gt_answer, item.question);
     if (want === null) return trueFacts >= 1;
-    const got = askedValue(frame, item.response, item.question);
-    return got === want;
+    return sameAnswer(frame, want, askedValue(frame, item.response, item.question));
   }
   const gtKinds = new Set(
     extractClaims(item.gt_answer)
@@ -173,7 +229,7 @@ export function ruleVerdict(item: Pick<JudgeItem, 'question' | 'gt_answer' | 're
   const A = answersQuestion(item, checked, trueFacts);
   const very = A && trueFacts >= 2;
   const somewhat = A || trueFacts >= 1;
-  const spatial = trueClaims.some((c) => c.claim.kind === 'relation' || (c.claim.kind === 'object' && !c.claim.negated && c.claim.spec.position !== undefined));
+  const spatial = trueClaims.some((c) => c.claim.kind === 'relation' || c.claim.kind === 'extreme' || (c.claim.kind === 'object' && !c.claim.negated && c.claim.spec.position !== undefined));
   let score: number;
   if (hallucinated) score = very ? 2 : somewhat ? 1 : 0;
   else score = very && trueFacts >= 4 && spatial ? 6 : very ? 5 : somewhat ? 4 : 3;

@@ -30,7 +30,16 @@ export interface SelectBackendOptions {
   allowSoftwareGpu?: boolean;
 }
 
-const defaultImport = (specifier: string): Promise<unknown> => import(specifier);
+/**
+ * Literal imports where the package is ours, so a bundler (the GPU machine runs an esbuild bundle)
+ * can see them; tfjs-node is never a dependency, so it is looked up by name at run time.
+ */
+const KNOWN: Record<string, () => Promise<unknown>> = {
+  webgpu: () => import('webgpu'),
+  '@tensorflow/tfjs-backend-webgpu': () => import('@tensorflow/tfjs-backend-webgpu'),
+  '@tensorflow/tfjs-backend-wasm': () => import('@tensorflow/tfjs-backend-wasm'),
+};
+const defaultImport = (specifier: string): Promise<unknown> => (KNOWN[specifier] ?? (() => import(specifier)))();
 
 function missing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;

@@ -159,15 +159,22 @@ export async function generate(model: MultimodalModel, requests: readonly Genera
 
   /** Logits [batch, vocab] at each row's last position, plus the cache when used. */
   const step = (input: ModelInput, past: KVCache | undefined): { logits: Float32Array; cache?: KVCache } => {
+    let meta: Omit<KVCache, 'layers'> | undefined;
+    // only tensors leave the tidy: it walks its result, and typed arrays element by element
     const out = tf.tidy(() => {
       const r = model.forward(input, { cache: past ?? null, wantCache: useCache });
       const last = Int32Array.from({ length: batch }, (_, b) => b * input.length + input.length - 1);
       const logits = model.lmLogits(embedding(r.hidden, tf.tensor1d(last, 'int32')));
-      return { logits, cache: r.cache } as unknown as tf.TensorContainerObject;
-    }) as unknown as { logits: tf.Tensor2D; cache?: KVCache };
+      if (r.cache) {
+        const { layers, ...rest } = r.cache;
+        meta = rest;
+        return { logits, layers: layers as unknown as tf.TensorContainer };
+      }
+      return { logits };
+    }) as unknown as { logits: tf.Tensor2D; layers?: KVCache['layers'] };
     const data = out.logits.dataSync() as Float32Array;
     out.logits.dispose();
-    return { logits: data, cache: out.cache };
+    return { logits: data, cache: out.layers && meta ? { ...meta, layers: out.layers } : undefined };
   };
 
   try {

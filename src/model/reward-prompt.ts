@@ -111,8 +111,9 @@ export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardP
 }
 
 /**
- * Token ids and image positions of the reward prompt. Pieces are tokenised on their own (as the
- * chat template does), so the prompt is the policy's prompt + response + the evaluation tokens.
+ * Token ids and image positions of the reward prompt: the policy's prompt (the chat template's
+ * pieces), the response and its </s> as generated, then the evaluation text as one piece, so the
+ * prompt part equals what the policy saw when it wrote the response.
  */
 export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput, options: RewardPromptOptions): EncodedRewardPrompt {
   checkOptions(options);
@@ -124,31 +125,19 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   if (input.endedWithEos !== false) ids.push(tok.eosId);
   const end = ids.length;
   const captions = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
-  const closing = tok.encode(REWARD_CLOSING);
-  const plain = tok.encode(`USER: ${REWARD_REQUEST}`);
   const max = options.maxLength ?? Number.POSITIVE_INFINITY;
-  const fixed = ids.length + plain.length + closing.length;
-  if (fixed > max) {
-    throw new BadRecordError(`reward prompt has ${fixed} tokens without facts (response ${end - start}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
+  // the evaluation text is one piece; captions are dropped from the end until it fits
+  let kept = captions.length;
+  let evaluation = tok.encode(evaluationText(captions));
+  while (kept > 0 && ids.length + evaluation.length > max) {
+    kept--;
+    evaluation = tok.encode(evaluationText(captions.slice(0, kept)));
+  }
+  if (ids.length + evaluation.length > max) {
+    throw new BadRecordError(`reward prompt has ${ids.length + evaluation.length} tokens without facts (response ${end - start}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
       fix: 'shorten the conversation or the response, or use a model with a longer context',
     });
   }
-  // facts: header, then whole captions while they fit (the response is never cut)
-  let kept = 0;
-  let evaluation = plain;
-  if (captions.length > 0) {
-    const head = tok.encode(`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`);
-    const lines = captions.map((c) => tok.encode(`\n${c}`));
-    let used = ids.length + head.length + closing.length;
-    const body: number[] = [];
-    for (const line of lines) {
-      if (used + line.length > max) break;
-      body.push(...line);
-      used += line.length;
-      kept++;
-    }
-    if (kept > 0) evaluation = [...head, ...body];
-  }
-  ids.push(...evaluation, ...closing);
+  ids.push(...evaluation);
   return { ids, imagePositions: prompt.imagePositions, response: [start, end], factsGiven: captions.length, factsKept: kept };
 }

@@ -27,7 +27,10 @@ export interface PipelineOptions {
   /** What a rejected record does: `skip` (dead-letter file, default) or `fail`. */
   policy?: ErrorPolicy;
   backend?: BackendName;
-  /** Folder relative paths are resolved against; default `process.cwd()`. */
+  /**
+   * Folder relative paths are resolved against: `out` and every `path` parameter; default
+   * `process.cwd()` (the CLI's: the folder the user ran the command in).
+   */
   cwd?: string;
 }
 
@@ -55,6 +58,26 @@ function describeSpec(spec: ParamSpec): string {
   }
   if (spec.type === 'boolean') return 'a boolean (true|false)';
   return spec.type === 'path' ? 'a path' : 'a string';
+}
+
+/** Values of a `path` parameter that pipelines read as words, not paths ("not given", "leave out"). */
+const PATH_WORDS = new Set(['', 'none']);
+
+/**
+ * A `path` parameter's value with each relative path made absolute against `cwd`, the folder the
+ * user ran the command in, so a pipeline reads the same files whatever folder its own code or a
+ * nested `ctx.ensure` works from. Kept as written: "" and "none", URLs (`scheme://...`) and
+ * absolute paths. A comma separates several paths (`questions=a.json,b.json`): each is resolved.
+ */
+export function resolvePathParam(value: string, cwd: string): string {
+  if (PATH_WORDS.has(value.trim())) return value;
+  return value
+    .split(',')
+    .map((part) => {
+      const p = part.trim();
+      return p === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(p) || path.isAbsolute(p) ? p : path.resolve(cwd, p);
+    })
+    .join(',');
 }
 
 /** `name (type, default X)` lines, for errors and `pipeline list`. */
@@ -137,9 +160,10 @@ function unknownParam(key: string, option: string, specs: ParamSpecs, pipeline?:
 /**
  * Turns `--set key=value` strings (or a record of values) into the pipeline's typed, readonly
  * parameters, filling defaults. Unknown keys and badly typed values throw InvalidOptionError
- * naming `--set key` (or `params.key` for a record).
+ * naming `--set key` (or `params.key` for a record). With `cwd`, `path` parameters (given or
+ * default) are made absolute against it (`resolvePathParam`).
  */
-export function resolveParams<P extends ParamSpecs>(specs: P, sets: RawParams = [], options: { pipeline?: string } = {}): ParamValues<P> {
+export function resolveParams<P extends ParamSpecs>(specs: P, sets: RawParams = [], options: { pipeline?: string; cwd?: string } = {}): ParamValues<P> {
   checkParamSpecs(specs);
   const given = new Map<string, string | number | boolean>();
   if (Array.isArray(sets)) {
@@ -167,7 +191,10 @@ export function resolveParams<P extends ParamSpecs>(specs: P, sets: RawParams = 
     throw new InvalidOptionError('params', `expected a list of "key=value" or a record, got ${JSON.stringify(sets)}`);
   }
   const out: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(specs)) out[key] = given.has(key) ? given.get(key) : spec.default;
+  for (const [key, spec] of Object.entries(specs)) {
+    const value = given.has(key) ? given.get(key) : spec.default;
+    out[key] = spec.type === 'path' && options.cwd !== undefined ? resolvePathParam(value as string, options.cwd) : value;
+  }
   return Object.freeze(out) as ParamValues<P>;
 }
 
@@ -220,7 +247,7 @@ export function resolvePipeline<P extends ParamSpecs>(config: PipelineConfig<P>,
   if (options.out !== undefined && (typeof options.out !== 'string' || options.out === '')) {
     throw new InvalidOptionError('out', `expected a folder path, got ${JSON.stringify(options.out)}`);
   }
-  const params = resolveParams(config.params, options.params ?? [], { pipeline: config.name });
+  const params = resolveParams(config.params, options.params ?? [], { pipeline: config.name, cwd });
   const out = path.resolve(cwd, options.out ?? path.join('runs', config.name));
   return Object.freeze({ config, name: config.name, params, out, seed, partition, policy, backend, cwd });
 }

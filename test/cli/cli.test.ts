@@ -5,11 +5,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/main.ts';
+import { main, optionTexts } from '../../src/cli/main.ts';
 import type { CliIo } from '../../src/cli/io.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -109,6 +109,9 @@ test('bad flags and params are FF_ERR_INVALID_OPTION errors', async (t) => {
     [['frobnicate'], /^error FF_ERR_INVALID_OPTION: option "command": unknown command "frobnicate"/],
     [['inspect'], /^error FF_ERR_INVALID_OPTION: option "PATH": missing the shard folder/],
     [['inspect', 'render', 'x.jsonl'], /option "--images": render needs the image root/],
+    [['run', tiny, '--set'], /^error FF_ERR_INVALID_OPTION: option "--set": is given without a value Fix: write --set <key=value> \(once per value\)/],
+    [['run', tiny, '--set', 'n=3', '--set', '--quiet'], /option "--set": is given without a value/],
+    [['run', tiny, '--out', '--quiet'], /^error FF_ERR_INVALID_OPTION: option "--out": is given without a value Fix: write --out <dir>/],
   ];
   for (const [args, re] of cases) {
     const r = await inProcess(args);
@@ -201,4 +204,27 @@ test('merge via the CLI reports a missing partition', async (t) => {
   t.is(r.code, 1);
   t.regex(r.stderr, /^error FF_ERR_BAD_INPUT: .*p0: no partition manifests/);
   t.false(existsSync(path.join(dir, 'out', 'manifest.json')));
+});
+
+test('optionTexts keeps values as typed (no number coercion), finds --x=v, and marks missing values', (t) => {
+  t.deepEqual(optionTexts(['run', 'f', '--out', '007', '--set', 'a=1', '--set=b=2', '--quiet'], 'out'), ['007']);
+  t.deepEqual(optionTexts(['run', 'f', '--out', '007', '--set', 'a=1', '--set=b=2', '--quiet'], 'set'), ['a=1', 'b=2']);
+  t.deepEqual(optionTexts(['--set', '--quiet', '--set'], 'set'), [undefined, undefined]);
+  t.deepEqual(optionTexts(['--out', '1e3', '--', '--out', 'x'], 'out'), ['1e3']); // nothing after "--"
+  t.deepEqual(optionTexts(['--outside', 'x'], 'out'), []);
+});
+
+test('relative --out and numeric-looking values: taken as typed, from the folder the command runs in', async (t) => {
+  const dir = await tmp();
+  const child = spawn(process.execPath, [bin, 'run', path.join(root, tiny), '--out', '007', '--set', 'n=5', '--set', 'label=1e3', '--quiet'], { cwd: dir, env: { ...process.env, FACTFLOW_DEBUG: '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.is(code, 0, stderr);
+  t.regex(stdout, /outputs in 007\//);
+  const summary = JSON.parse(await readFile(path.join(dir, '007', 'summary.json'), 'utf8'));
+  t.is(summary.out, path.join(await realpath(dir), '007'));
+  t.is(summary.params.label, '1e3');
 });

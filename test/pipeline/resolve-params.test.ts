@@ -1,7 +1,7 @@
 import test from 'ava';
 import path from 'node:path';
 import { definePipeline } from '../../src/pipeline/define-pipeline.ts';
-import { checkPipelineConfig, resolveParams, resolvePipeline } from '../../src/pipeline/resolve-params.ts';
+import { checkPipelineConfig, resolveParams, resolvePathParam, resolvePipeline } from '../../src/pipeline/resolve-params.ts';
 
 const specs = {
   max_rounds: { type: 'number', default: 3, integer: true, min: 1, max: 10, description: 'rounds' },
@@ -129,4 +129,26 @@ test('checkPipelineConfig names the file and the bad field', (t) => {
   t.regex(e2!.message, /\/p\/y\.ts: option "pipeline\.name"/);
   const e3 = t.throws(() => checkPipelineConfig(42));
   t.regex(e3!.message, /option "pipeline": expected a pipeline definition object, got number/);
+});
+
+test('resolvePathParam: relative paths against cwd; "", "none", URLs and absolute paths kept; comma lists item by item', (t) => {
+  const cwd = '/home/u/work';
+  t.is(resolvePathParam('data/aokvqa', cwd), '/home/u/work/data/aokvqa');
+  t.is(resolvePathParam('../x.json', cwd), '/home/u/x.json');
+  t.is(resolvePathParam('ans/{split}.jsonl', cwd), '/home/u/work/ans/{split}.jsonl');
+  for (const kept of ['', 'none', '/abs/file.json', 'https://example.org/a.json', 'http://h/x', 'file:///tmp/x']) t.is(resolvePathParam(kept, cwd), kept);
+  t.is(resolvePathParam('a.json, /b.json,https://h/c.json', cwd), '/home/u/work/a.json,/b.json,https://h/c.json');
+});
+
+test('resolvePipeline makes path parameters (given or default) absolute against its cwd', (t) => {
+  const p = definePipeline({ name: 'paths', description: 'd', params: { world: specs.world, data: { type: 'path', default: '', description: 'data' }, suffix: specs.suffix }, run: async () => undefined });
+  const cwd = path.join(path.sep, 'somewhere', 'else');
+  const a = resolvePipeline(p, { cwd, params: ['data=in/a.json,in/b.json', 'suffix=x y'] });
+  t.is(a.params.world, path.join(cwd, 'runs', 'world'));
+  t.is(a.params.data, `${path.join(cwd, 'in', 'a.json')},${path.join(cwd, 'in', 'b.json')}`);
+  t.is(a.params.suffix, 'x y'); // strings are not paths
+  t.is(resolvePipeline(p, { cwd }).params.data, '');
+  t.is(resolvePipeline(p, { cwd, params: { data: 'none' } }).params.data, 'none');
+  // without a cwd, resolveParams leaves paths as given (the caller decides the folder)
+  t.is(resolveParams(p.params, ['data=rel']).data, 'rel');
 });

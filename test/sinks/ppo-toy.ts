@@ -12,19 +12,13 @@ import { tokenizerFromJson, type TextTokenizer } from '../../src/model/tokenizer
 import type { Source, Stage } from '../../src/stream/stage.ts';
 import type { RolloutRecord } from '../../transforms/rollout.ts';
 
-const CORPUS = [
-  'say something about the red circle',
-  'what is left of the blue square?',
-  'describe the image in a few words',
-  'is there a green star in the picture?',
-  'name the shapes you can see',
-];
+const CORPUS = ['red circle?', 'blue square', 'a green star', 'two shapes', 'the left one'];
 
 export function toyTokenizer(): TextTokenizer {
   return tokenizerFromJson(buildTokenizer(CORPUS, { vocabSize: 128 }), tokenizerConfigFor());
 }
 
-export function toyConfig(tok: TextTokenizer, context = 48): ModelConfig {
+export function toyConfig(tok: TextTokenizer, context = 64): ModelConfig {
   return resolveModelConfig({ language: { vocabSize: tok.vocabSize, contextLength: context }, heads: ['lm'] }, TINY_MODEL_CONFIG);
 }
 
@@ -46,7 +40,7 @@ export function makeToy(options: { seed?: number } = {}): Toy {
   const model = createModel(cfg, { seed, label: 'policy' });
   const reference = createModel(cfg, { seed, label: 'reference' });
   const value = createModel({ ...cfg, heads: ['value'] }, { seed: seed + 100, label: 'value' });
-  const policy = createLivePolicy({ model, tokenizer: tok, systemPrompt: 'Chat.' });
+  const policy = createLivePolicy({ model, tokenizer: tok, systemPrompt: 'Hi.' });
   const target = tok.tokenToId('x')!;
   return { tok, policy, reference, value, target, dispose: () => { model.dispose(); reference.dispose(); value.dispose(); } };
 }

@@ -19,7 +19,7 @@ test.after.always(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function collect(file: string, key: string, chunkBytes?: number, signal?: AbortSignal) {
+async function collect(file: string, key: string | null, chunkBytes?: number, signal?: AbortSignal) {
   const reader = jsonArrayRecords(file, { key, chunkBytes, signal });
   const records: JsonRecord[] = [];
   for await (const r of reader) records.push(r);
@@ -125,7 +125,7 @@ test('breaking out early stops reading without error', async (t) => {
   t.is(seen, 2);
 });
 
-async function failure(file: string, key = 'annotations', chunkBytes?: number): Promise<FactflowError> {
+async function failure(file: string, key: string | null = 'annotations', chunkBytes?: number): Promise<FactflowError> {
   const err = await collect(file, key, chunkBytes).then(
     () => undefined,
     (e: unknown) => e as FactflowError,
@@ -223,5 +223,65 @@ test('an aborted signal stops the read with FF_ERR_ABORTED', async (t) => {
 
 test('options are checked at the factory', (t) => {
   t.throws(() => jsonArrayRecords(EMMA_A, { key: '' }), { code: 'FF_ERR_INVALID_OPTION', message: /option "key"/ });
+  t.throws(() => jsonArrayRecords(EMMA_A, { key: undefined as unknown as null }), { code: 'FF_ERR_INVALID_OPTION', message: /option "key": must be a non-empty member name, or null for a top-level array/ });
   t.throws(() => jsonArrayRecords(EMMA_A, { key: 'annotations', chunkBytes: 0 }), { code: 'FF_ERR_INVALID_OPTION', message: /option "chunkBytes"/ });
+});
+
+// ---- key: null, a top-level array (A-OKVQA, LLaVA instruct, preference JSON) ----
+
+test('top-level array: objects, strings with brackets/escapes, scalars; positions after a BOM', async (t) => {
+  const text = '\ufeff[\n {"a": "x]}\\"{"},\n  "s,]", 12 ,true, null,\n[1,[2]] ]\n';
+  const file = await write(text);
+  for (const chunk of [1 << 20, 4, 1]) {
+    const { records, members } = await collect(file, null, chunk);
+    t.deepEqual(records.map((r) => r.value), [{ a: 'x]}"{' }, 's,]', 12, true, null, [1, [2]]], `chunkBytes ${chunk}`);
+    t.deepEqual(records.map((r) => r.line), [2, 3, 3, 3, 3, 4]);
+    t.deepEqual(records.map((r) => r.index), [0, 1, 2, 3, 4, 5]);
+    t.is(records[0]!.byteOffset, Buffer.byteLength('\ufeff[\n '));
+    t.deepEqual(members, {});
+  }  const broken = await failure(await write(Buffer.from([0xef, 0xbb, 0x5b, 0x5d])), null, 1);
+  t.is(broken.code, 'FF_ERR_BAD_INPUT');
+  t.regex(broken.message, /:1: byte 2: the file starts with a broken UTF-8 byte order mark/);
+});
+
+test('top-level array: elements split across chunks (multi-byte text) and an empty array', async (t) => {
+  const big = Array.from({ length: 3000 }, (_, i) => ({ i, text: 'ünïcödé '.repeat(100) }));
+  const file = await write(JSON.stringify(big));
+  const { records } = await collect(file, null);
+  t.is(records.length, 3000);
+  t.deepEqual(records[2999]!.value, big[2999]);
+  t.deepEqual(records[1234]!.value, big[1234]);
+  t.deepEqual((await collect(await write(' [ ] '), null)).records, []);
+});
+
+test('top-level array: truncated file names the file, the byte and the element', async (t) => {
+  const cut = await write('[{"a": 1}, {"b": ');
+  const e1 = await failure(cut, null);
+  t.is(e1.code, 'FF_ERR_BAD_INPUT');
+  t.is(e1.byteOffset, 17);
+  t.is(e1.message, `${cut}:1: byte 17: the file ends inside element #1 of the top-level array (which starts at byte 11, line 1): it is truncated`);
+  const open = await write('[{"a": 1},\n');
+  t.regex((await failure(open, null)).message, /:2: byte 11: the file ends inside the top-level array after 1 elements: it is truncated$/);
+});
+
+test('top-level array: an object at the top level, data after the end, empty and blank files', async (t) => {
+  const obj = await write('{"annotations": []}');
+  const e1 = await failure(obj, null);
+  t.is(e1.code, 'FF_ERR_BAD_INPUT');
+  t.is(e1.message, `${obj}:1: byte 0: expected the top-level JSON value to be an array ('['), found an object ('{')`);
+  t.regex((await failure(await write('[1] x'), null)).message, /byte 4: unexpected 'x' after the end of the top-level array/);
+  t.regex((await failure(await write(''), null)).message, /byte 0: the file is empty \(0 bytes\), expected a JSON array/);
+  t.regex((await failure(await write(' \n'), null)).message, /:2: byte 2: the file holds only whitespace, expected a JSON array/);
+});
+
+test('top-level array: an invalid element names its index, byte and line; a missing file names the path', async (t) => {
+  const bad = await write('[{"a": 1},\n {"b": tru}]');
+  const e1 = await failure(bad, null);
+  t.is(e1.code, 'FF_ERR_BAD_INPUT');
+  t.is(e1.line, 2);
+  t.regex(e1.message, /:2: byte 12: element #1 of the top-level array \(starting at byte 12, line 2\) is not valid JSON/);
+  const missing = path.join(tmp, 'no-such-file-ff.json');
+  const e2 = await failure(missing, null);
+  t.is(e2.code, 'FF_ERR_BAD_INPUT');
+  t.regex(e2.message, /no-such-file-ff\.json: no such file/);
 });

@@ -1,0 +1,162 @@
+/**
+ * Trains the reward model on preference shards: Fact-RLHF (`facts=true`, the captions in the
+ * prompt) or vanilla RLHF (`facts=false`), both from the same code, starting from the SFT
+ * checkpoint's trunk.
+ *
+ *   npx pipeline run pipelines/reward-train.ts                    # makes SFT and preferences first
+ *   npx pipeline run pipelines/reward-train.ts --set facts=false --out runs/reward-train-vanilla
+ *   npx pipeline run pipelines/reward-train.ts --set preferences=runs/preference --set sft=runs/sft-train
+ *
+ * Steps: (1) the SFT run (`sft=`, default made in runs/sft-train) and the preference shards
+ * (`preferences=`, default made in runs/preference from the SFT run's shapes world, inputs named
+ * explicitly so no other world is made); (2) a held-out share of the pairs, split by image (both
+ * pairs of an image on one side), seeded by the run seed, so facts=true and facts=false runs
+ * with one seed are measured on the same pairs; (3) training: shards read `epochs` times, each
+ * pass shuffled -> the rest of the split -> batches -> reward-trainer (metrics.jsonl,
+ * checkpoint/ = the best held-out accuracy, last/ for resuming).
+ *
+ * `summary.json` -> `result`: `facts`, `heldout.accuracy`, `heldout.hallucination_pair_accuracy`
+ * (pairs where exactly one response names an absent object), `checkpoint`.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import { BadInputError, InvalidOptionError } from '../src/errors.ts';
+import type { Sink } from '../src/stream/stage.ts';
+import { batch } from '../src/stream/batch.ts';
+import { split } from '../src/stream/split.ts';
+import { deriveSeed } from '../src/stream/random.ts';
+import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
+import { readManifest } from '../schemas/manifest.ts';
+import { preferenceSchema, type Preference } from '../schemas/preference.ts';
+import { shardSource } from '../sources/shards.ts';
+import { repeatEpochs } from '../sources/repeat-epochs.ts';
+import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
+import { REWARD_CHECKPOINT_DIR, REWARD_METRICS_FILE, rewardTrainer } from '../sinks/reward-trainer.ts';
+
+async function exists(p: string): Promise<boolean> {
+  try { await stat(p); return true; } catch { return false; }
+}
+
+/** Collects the held-out records (a bounded evaluation set) in memory. */
+function collect(limit: number): Sink<Preference, Preference[]> {
+  return {
+    name: 'heldout',
+    async write(input) {
+      const out: Preference[] = [];
+      for await (const r of input) if (limit === 0 || out.length < limit) out.push(r);
+      return out;
+    },
+  };
+}
+
+/** The shapes world an SFT run used (its summary names it), if any. */
+async function sftWorld(sftRun: string): Promise<string | undefined> {
+  try {
+    const s = JSON.parse(await readFile(path.join(sftRun, 'summary.json'), 'utf8')) as { result?: { world?: unknown } };
+    return typeof s.result?.world === 'string' ? s.result.world : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export default definePipeline({
+  name: 'reward-train',
+  description: 'Reward model (Fact-RLHF with facts=true, vanilla RLHF with facts=false) from the SFT trunk on preference shards, with held-out accuracy',
+  params: {
+    preferences: { type: 'path', default: '', description: 'preference shard folder; empty: made in runs/preference from the SFT run\'s shapes world' },
+    sft: { type: 'path', default: '', description: 'SFT run folder (or its checkpoint/); empty: made in runs/sft-train' },
+    world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world for the default preferences when the SFT run does not name one' },
+    images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
+    facts: { type: 'boolean', default: true, description: 'Fact-RLHF: the reward prompt lists the record\'s captions (false: vanilla RLHF)' },
+    steps: { type: 'number', default: 120, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
+    epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the training pairs (0: as many as steps need)' },
+    batch_size: { type: 'number', default: 8, min: 1, integer: true, description: 'preference pairs per step (two sequences each)' },
+    lr: { type: 'number', default: 1e-3, min: 0, description: 'peak learning rate (AdamW)' },
+    min_lr: { type: 'number', default: -1, min: -1, description: 'learning rate at the end of the cosine (-1: lr / 10)' },
+    warmup: { type: 'number', default: 10, min: 0, integer: true, description: 'linear warmup steps' },
+    weight_decay: { type: 'number', default: 0, min: 0, description: 'AdamW decoupled weight decay (matrices only)' },
+    clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
+    heldout_fraction: { type: 'number', default: 0.2, min: 0, max: 0.9, description: 'share of images whose pairs are held out for evaluation' },
+    max_heldout: { type: 'number', default: 0, min: 0, integer: true, description: 'most held-out pairs scored (0: all)' },
+    eval_every: { type: 'number', default: 20, min: 0, integer: true, description: 'held-out evaluation every N steps (0: only at the end)' },
+    patience: { type: 'number', default: 0, min: 0, integer: true, description: 'evaluations without a better held-out accuracy before stopping (0: never early)' },
+    log_every: { type: 'number', default: 5, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
+    max_length: { type: 'number', default: 0, min: 0, integer: true, description: 'longest reward prompt (0: the model\'s context length); captions are cut first, never the response' },
+    resume: { type: 'boolean', default: true, description: 'resume from <out>/last when it exists (and was trained with the same facts setting)' },
+  },
+  async run(ctx) {
+    const p = ctx.params;
+    if (ctx.partition.count > 1) throw new InvalidOptionError('partition', 'training is not partitioned', { fix: 'run reward-train without --partition' });
+    if (!(p.lr > 0)) throw new InvalidOptionError('params.lr', 'must be positive');
+    const backend = await selectBackend(ctx.backend as BackendChoice, { log: ctx.log });
+
+    // ---- inputs -------------------------------------------------------------------------------
+    const sftRun = p.sft !== '' ? path.resolve(p.sft) : (await ctx.ensure('sft-train', 'runs/sft-train')).out;
+    const sftCheckpoint = (await exists(path.join(sftRun, 'config.json'))) ? sftRun : path.join(sftRun, 'checkpoint');
+    let world = (await sftWorld(sftRun)) ?? path.resolve(p.world);
+    let preferences: string;
+    if (p.preferences !== '') preferences = path.resolve(p.preferences);
+    else {
+      if (!(await exists(path.join(world, SHAPES_WORLD_FILES.world)))) world = (await ctx.ensure('shapes-world', p.world)).out;
+      // inputs named explicitly: the preference pipeline then makes no world of its own
+      preferences = (await ctx.ensure('preference', 'runs/preference', {
+        preference: path.join(world, SHAPES_WORLD_FILES.preference),
+        coco: path.join(world, SHAPES_WORLD_FILES.coco_captions),
+      })).out;
+    }
+    const imageRoot = p.images !== '' ? path.resolve(p.images) : path.join(world, 'images');
+    const manifest = await readManifest(preferences);
+    if (manifest.schema !== preferenceSchema.name) {
+      throw new BadInputError(`the shards hold "${manifest.schema}" records, not preferences`, { file: path.join(preferences, 'manifest.json'), fix: 'point preferences= at preference shards (pipelines/preference.ts)' });
+    }
+    if (manifest.total_rows === 0) throw new BadInputError('the shard folder holds no preference pairs', { file: preferences, fix: 'make the preference shards again' });
+    const shards = () => shardSource<Preference>({ path: preferences, schema: preferenceSchema, name: 'preferences' });
+
+    // ---- held-out pairs, split by image -------------------------------------------------------
+    const splitSeed = deriveSeed(ctx.seed, 'reward-heldout');
+    const splitOptions = { seed: splitSeed, key: (r: Preference) => r.image ?? r.id, fraction: p.heldout_fraction };
+    const held = await ctx.flow({ source: shards(), stages: [split<Preference>({ ...splitOptions, take: 'holdout' })] as never[], sink: collect(p.max_heldout) }, { name: 'heldout' });
+    const heldout = held.result;
+    const trainRows = manifest.total_rows - (held.stages[1]?.out ?? heldout.length);
+    if (trainRows <= 0) throw new BadInputError(`every one of the ${manifest.total_rows} pairs is held out`, { file: preferences, fix: 'lower heldout_fraction' });
+
+    // ---- training -----------------------------------------------------------------------------
+    const steps = p.epochs > 0 ? Math.ceil((trainRows * p.epochs) / p.batch_size) : p.steps;
+    let epochs = p.epochs > 0 ? p.epochs : Math.ceil((steps * p.batch_size) / trainRows);
+    // a margin for rejected records, so the data does not run out just before the last steps
+    if (p.epochs === 0 && epochs * trainRows - steps * p.batch_size < 0.02 * trainRows) epochs++;
+    ctx.log(`reward-train: facts=${p.facts}; ${trainRows} training pairs, ${heldout.length} held out (${heldout.filter((r) => r.hallucination === true).length} hallucination pairs); ${steps} steps of ${p.batch_size} pairs; backend ${backend.name}`);
+    const flow = await ctx.flow({
+      source: repeatEpochs({ source: shards(), epochs, name: 'preferences' }),
+      stages: [split<Preference>({ ...splitOptions, take: 'rest' }), batch<Preference>(p.batch_size)] as never[],
+      sink: rewardTrainer({
+        sft: sftCheckpoint, out: ctx.out, facts: p.facts, imageRoot,
+        steps, lr: p.lr, warmup: Math.min(p.warmup, steps), minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
+        optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
+        heldout, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,
+        examplesPerEpoch: trainRows, resume: p.resume, seed: ctx.seed,
+        ...(p.max_length > 0 ? { maxLength: p.max_length } : {}),
+        progress: ctx.progress,
+      }),
+    }, { name: 'train' });
+    const train = flow.result;
+    const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '-');
+    ctx.log(`reward-train: facts=${p.facts}: held-out accuracy ${pct(train.heldout?.accuracy)}, on hallucination pairs ${pct(train.heldout?.hallucination_pair_accuracy)} (best step ${train.best_step} of ${train.steps}${train.stopped_early ? ', stopped early' : ''}); ${train.tokens_per_s} tokens/s`);
+    return {
+      facts: p.facts,
+      heldout: train.heldout,
+      best_step: train.best_step,
+      steps: train.steps,
+      stopped_early: train.stopped_early,
+      train,
+      data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, epochs, batch_size: p.batch_size },
+      sft: sftCheckpoint,
+      world,
+      images: imageRoot,
+      backend: { name: backend.name, detail: backend.detail },
+      checkpoint: REWARD_CHECKPOINT_DIR,
+      metrics: REWARD_METRICS_FILE,
+    };
+  },
+});

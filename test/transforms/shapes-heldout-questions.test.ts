@@ -1,0 +1,104 @@
+import test from 'ava';
+import { mkdtemp } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { generateShapesWorld } from '../../sources/shapes-world.ts';
+import { objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
+import { heldoutImages, isCorrect, letterOf, loadHeldoutQuestions, questionsForImage, yesNoOf } from '../../transforms/shapes-heldout-questions.ts';
+import { evaluateShapesAccuracy, heldoutLossBatches } from '../../transforms/shapes-heldout-eval.ts';
+import { DIRECT_INSTRUCTION } from '../../transforms/aokvqa-multichoice.ts';
+import { DEFAULT_VQA_SUFFIX } from '../../transforms/vqav2-multiround.ts';
+import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
+import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
+import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
+import { createModel } from '../../src/model/multimodal-model.ts';
+import { createImageLoader } from '../../src/model/image-input.ts';
+
+tf.env().set('PROD', true);
+await tf.setBackend('wasm');
+
+const world = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-heldout-')), 'world');
+await generateShapesWorld({ out: world, seed: 2, images: 20, flickrImages: 0, evalImages: 6, mmhalPerType: 0, preferencePerImage: 0 });
+
+const gt: GroundTruth = {
+  image: 'coco/train2017/000000000001.jpg', image_id: 1, dataset: 'coco', split: 'train', width: 64, height: 64, background: 'grey',
+  objects: [
+    { shape: 'star', color: 'red', size: 'small', box: [2, 2, 14, 14] },
+    { shape: 'circle', color: 'blue', size: 'large', box: [30, 30, 58, 58] },
+  ],
+};
+
+test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A-OKVQA direct format', (t) => {
+  const qs = questionsForImage(gt, { seed: 1 });
+  const yn = qs.filter((q) => q.kind === 'yesno');
+  t.is(yn.length, 4);
+  t.is(yn.filter((q) => q.answer === 'Yes').length, 2);
+  for (const q of yn) {
+    const kind = /^Is there an? (\w+ \w+)/.exec(q.question)![1]!;
+    const present = gt.objects.some((o) => objectKey(o) === kind);
+    t.is(q.answer, present ? 'Yes' : 'No', q.question);
+    if (q.form === 'vqa') t.true(q.question.endsWith(`?\n${DEFAULT_VQA_SUFFIX}`), q.question);
+    else t.true(q.question.endsWith(' in the image?'), q.question);
+    t.true(q.reference.startsWith(q.answer));
+  }
+  const mc = qs.filter((q) => q.kind === 'multichoice');
+  t.deepEqual(mc.map((q) => q.form), ['color', 'shape']);
+  for (const q of mc) {
+    const lines = q.question.split('\n');
+    t.is(lines.length, 6);
+    t.is(lines[5], DIRECT_INSTRUCTION);
+    t.deepEqual(lines.slice(1, 5).map((l) => l.slice(0, 3)), ['A. ', 'B. ', 'C. ', 'D. ']);
+    const correct = lines.find((l) => l.startsWith(`${q.answer}. `))!.slice(3);
+    // colour question: the colour of the named shape; shape question: the shape of the named colour
+    const named = /^(?:What color is the (\w+)|Which shape in the picture is (\w+))/.exec(lines[0]!)!;
+    const obj = gt.objects.find((o) => (named[1] ? o.shape === named[1] : o.color === named[2]))!;
+    t.is(correct, q.form === 'color' ? obj.color : obj.shape, q.question);
+  }
+  t.regex(mc[0]!.question, /^What color is the (star at the top left|circle at the bottom right)\?/);
+  t.regex(mc[1]!.question, /^Which shape in the picture is (red|blue)\?/);
+  t.deepEqual(questionsForImage(gt, { seed: 1 }), qs, 'deterministic');
+});
+
+test('held-out images: the world\'s heldout and eval images, never SFT ones', async (t) => {
+  const imgs = await heldoutImages(world);
+  t.is(imgs.filter((g) => g.split === 'eval').length, 6);
+  t.is(imgs.filter((g) => g.split === 'train').length, 5); // 25% of 20 held out
+  const qs = await loadHeldoutQuestions(world, { seed: 1, maxImages: 3 });
+  t.is(new Set(qs.map((q) => q.image)).size, 3);
+  const err = await t.throwsAsync(loadHeldoutQuestions(path.join(world, 'nope'), { seed: 1 }));
+  t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');
+  t.true(err!.message.includes(path.join(world, 'nope', 'world.json')));
+});
+
+test('scoring: yes/no by the first word, multiple choice by the first letter', (t) => {
+  t.is(yesNoOf('Yes, there is a red circle.'), 'Yes');
+  t.is(yesNoOf(' no'), 'No');
+  t.is(yesNoOf('There is no red circle.'), null);
+  t.is(letterOf('B'), 'B');
+  t.is(letterOf('(C) blue'), 'C');
+  t.is(letterOf('Blue'), null);
+  t.true(isCorrect({ kind: 'yesno', answer: 'No' }, 'No.'));
+  t.false(isCorrect({ kind: 'multichoice', answer: 'A' }, 'B'));
+});
+
+test('evaluator: one scored answer per question with an untrained tiny model; held-out loss batches', async (t) => {
+  const qs = await loadHeldoutQuestions(world, { seed: 1, maxImages: 3 });
+  const tok = tokenizerFromJson(buildTokenizer(['USER: ASSISTANT: Yes No A B C D', ...qs.map((q) => `${q.question} ${q.reference}`)], { vocabSize: 160 }), tokenizerConfigFor());
+  const config = resolveModelConfig({ language: { vocabSize: tok.vocabSize, contextLength: 192 }, heads: ['lm'] }, TINY_MODEL_CONFIG);
+  const model = createModel(config, { seed: 1 });
+  const images = createImageLoader({ size: config.vision.imageSize, root: path.join(world, 'images') });
+  try {
+    const r = await evaluateShapesAccuracy({ model, tokenizer: tok, images, questions: qs, maxNewTokens: 2, systemPrompt: 'A chat.' });
+    t.is(r.answers.length, qs.length);
+    t.deepEqual(r.answers.map((a) => a.id), qs.map((q) => q.id));
+    t.is(r.yesno.total + r.multichoice.total, qs.length);
+    t.true(r.yesno_accuracy >= 0 && r.yesno_accuracy <= 1);
+    for (const a of r.answers) t.is(a.correct, isCorrect(a, a.reply));
+    const batches = await heldoutLossBatches({ model, tokenizer: tok, images, questions: qs, batchSize: 8, systemPrompt: 'A chat.' });
+    t.is(batches.reduce((n, b) => n + b.batch, 0), qs.length);
+  } finally {
+    model.dispose();
+  }
+});
