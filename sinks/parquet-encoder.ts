@@ -268,15 +268,17 @@ function newLeaf(path: SchemaElement[], maxDef: number, maxRep: number): Leaf {
   };
 }
 
+function grow(levels: Uint8Array): Uint8Array {
+  const next = new Uint8Array(levels.length * 2);
+  next.set(levels);
+  return next;
+}
+
 function pushLeaf(leaf: Leaf, value: unknown, def: number, rep: number): void {
   const i = leaf.n++;
   if (i === leaf.def.length) {
-    const d = new Uint8Array(i * 2);
-    d.set(leaf.def);
-    leaf.def = d;
-    const r = new Uint8Array(i * 2);
-    r.set(leaf.rep);
-    leaf.rep = r;
+    leaf.def = grow(leaf.def);
+    leaf.rep = grow(leaf.rep);
   }
   leaf.values[i] = value;
   leaf.def[i] = def;
@@ -294,6 +296,26 @@ function compileNode(type: FieldType, path: SchemaElement[], repetition: 'REQUIR
     const leaf = newLeaf(path, optional ? maxDef + 1 : maxDef, repDepth);
     leaves.push(leaf);
     const toBigInt = type === 'int64';
+    if (path.length === 2) {
+      // Top-level columns: no repetition levels, and definition levels only when optional.
+      if (!optional) {
+        return (value) => {
+          if (value === null || value === undefined) throw requiredMissing();
+          leaf.values[leaf.n++] = toBigInt && typeof value === 'number' ? BigInt(value) : value;
+        };
+      }
+      return (value) => {
+        const i = leaf.n++;
+        if (i === leaf.def.length) leaf.def = grow(leaf.def);
+        if (value === null || value === undefined) {
+          leaf.def[i] = 0;
+          leaf.values[i] = value;
+        } else {
+          leaf.def[i] = 1;
+          leaf.values[i] = toBigInt && typeof value === 'number' ? BigInt(value) : value;
+        }
+      };
+    }
     return (value, def, rep, allowNull) => {
       if (value === null || value === undefined) {
         if (!optional && !allowNull) throw requiredMissing();

@@ -7,7 +7,7 @@
  * `-log sigmoid(r_chosen - r_rejected) + 1e-3 * |mean(r_chosen + r_rejected)|`, with AdamW,
  * linear warmup and cosine decay. Every `evalEvery` steps the held-out pairs are scored:
  * accuracy overall and on hallucination pairs (`hallucination === true`: exactly one response
- * names an absent object). The best held-out accuracy (ties: lower held-out loss) is kept in
+ * names an absent object). The best held-out accuracy (ties: a held-out loss lower by 1e-3) is kept in
  * `checkpoint/`; `patience` evaluations without improvement stop training early. Into `out`:
  *
  *   metrics.jsonl   {step, loss, accuracy, lr, tokens_per_s, elapsed_s, epoch?, heldout_accuracy?,
@@ -30,7 +30,7 @@ import type { Sink, SinkContext } from '../src/stream/stage.ts';
 import type { Preference } from '../schemas/preference.ts';
 import { createAdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { loadModel, restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
-import { realTokens } from '../src/model/collate.ts';
+import { realTokens, type TrainExample } from '../src/model/collate.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import {
@@ -39,7 +39,7 @@ import {
   REWARD_CENTERING_COEF,
   rewardBatch,
   rewardForward,
-  scoreResponses,
+  scoreExamples,
   type RewardItem,
 } from '../src/model/reward-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
@@ -72,6 +72,8 @@ export interface HeldoutReport {
   hallucination_pair_accuracy: number | null;
   /** Mean pairwise loss (without the centring term). */
   loss: number;
+  /** Held-out pairs left out because their prompt could not be built. */
+  skipped: number;
 }
 
 export interface RewardTrainerOptions {
@@ -190,7 +192,10 @@ async function pixelsOf(images: ImageLoader, r: Preference): Promise<Float32Arra
   return r.image === null ? null : images.load(r.image);
 }
 
-/** Scores every held-out pair: accuracy overall and on hallucination pairs, mean pairwise loss. */
+/**
+ * Scores every held-out pair: accuracy overall and on hallucination pairs, mean pairwise loss.
+ * A pair whose prompt cannot be built is left out (counted in `skipped`).
+ */
 export async function evaluatePreferences(
   model: MultimodalModel,
   tokenizer: TextTokenizer,
@@ -202,27 +207,40 @@ export async function evaluatePreferences(
   let hallRight = 0;
   let hall = 0;
   let lossSum = 0;
+  let n = 0;
+  let skipped = 0;
   const chunk = Math.max(1, Math.floor((settings.batchSize ?? 32) / 2));
   for (let i = 0; i < records.length; i += chunk) {
-    const part = records.slice(i, i + chunk);
-    const items: RewardItem[] = [];
-    for (const r of part) items.push(...preferenceItems(r, await pixelsOf(images, r)));
-    const s = await scoreResponses(model, tokenizer, items, { facts: settings.facts, seed: settings.seed, maxLength: settings.maxLength, batchSize: settings.batchSize ?? 32 });
+    const part: Preference[] = [];
+    const examples: TrainExample[] = [];
+    for (const r of records.slice(i, i + chunk)) {
+      try {
+        const [c, o] = preferenceItems(r, await pixelsOf(images, r));
+        const pair = [encodeRewardItem(model, tokenizer, c, settings), encodeRewardItem(model, tokenizer, o, settings)];
+        examples.push(...pair);
+        part.push(r);
+      } catch (e) {
+        if (!(e instanceof FactflowError)) throw e;
+        skipped++;
+      }
+    }
+    const s = await scoreExamples(model, tokenizer, examples, settings.batchSize ?? 32);
     part.forEach((r, k) => {
       const d = s[2 * k]! - s[2 * k + 1]!;
       const ok = d > 0 ? 1 : 0;
+      n++;
       right += ok;
       lossSum += Math.max(-d, 0) + Math.log1p(Math.exp(-Math.abs(d)));
       if (r.hallucination === true) { hall++; hallRight += ok; }
     });
   }
-  const n = records.length;
   return {
     pairs: n,
     accuracy: n > 0 ? right / n : NaN,
     hallucination_pairs: hall,
     hallucination_pair_accuracy: hall > 0 ? hallRight / hall : null,
     loss: n > 0 ? lossSum / n : NaN,
+    skipped,
   };
 }
 
@@ -273,6 +291,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
       const { model, checkpoint } = await loadModel(resuming ? lastDir : sft, { heads: ['reward'], seed: options.seed ?? 0, label: 'reward' });
       const tokenizer = checkpoint.tokenizer;
+      const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
       const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength };
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
@@ -349,7 +368,8 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const evaluate = async (): Promise<HeldoutReport> => {
         const report = await evaluatePreferences(model, tokenizer, images, heldout, { ...settings, batchSize: evalBatchSize });
         lastEvalStep = state.step;
-        const better = report.accuracy > state.best_accuracy || (report.accuracy === state.best_accuracy && report.loss < state.best_loss);
+        // equal accuracy counts as better only with a clearly lower loss (ties are common on small sets)
+        const better = report.accuracy > state.best_accuracy || (report.accuracy === state.best_accuracy && report.loss < state.best_loss - 1e-3);
         if (better) {
           Object.assign(state, { best_step: state.step, best_accuracy: report.accuracy, best_loss: report.loss, stale: 0, best_heldout: report });
           await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: report } });
@@ -441,9 +461,8 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       } finally {
         bar?.stop();
         optimizer.dispose();
+        model.dispose();
       }
-      const parameters = model.parameterCount();
-      model.dispose();
       return {
         facts: options.facts,
         steps: state.step,

@@ -468,14 +468,8 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
                 break;
               }
               // another member (or a repeated target, skipped): scan its value, capture if small
-              vIsElem = false;
-              vCapture = !(memberName === key);
-              vStartAbs = at;
-              vLine = line;
               vStart = i;
-              startValue(c);
-              if (vKind !== V_LITERAL) i++;
-              state = S_VAL;
+              i = startValue(c, at, i, false, memberName !== key);
               break;
             case S_ARR_FIRST:
             case S_ARR_NEXT:
@@ -486,14 +480,8 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
                 break;
               }
               if (c === COMMA || c === RBRACE || c === RBRACK || c === COLON) fail(`expected element #${index} of ${arrayName}, found ${show(c)}`, at, line);
-              vIsElem = true;
-              vCapture = true;
-              vStartAbs = at;
-              vLine = line;
               vStart = i;
-              startValue(c);
-              if (vKind !== V_LITERAL) i++;
-              state = S_VAL;
+              i = startValue(c, at, i, true, true);
               break;
             case S_AFTER_ELEM:
               if (c === COMMA) state = S_ARR_NEXT;
@@ -553,14 +541,25 @@ export function jsonArrayRecords(file: string, options: JsonArrayRecordsOptions)
       fail(`the file ends before the top-level object is closed: it is truncated${found ? '' : ` (no member "${key}" seen)`}`, at, line);
     }
 
-    function startValue(c: number): void {
+    /**
+     * Enters S_VAL for a value whose first byte `c` is at `i` (absolute offset `at`): an array
+     * element, or another member's value (`capture`: keep it for `members`). Returns where
+     * scanning goes on (a literal is re-read from its first byte).
+     */
+    function startValue(c: number, at: number, i: number, isElem: boolean, capture: boolean): number {
+      vIsElem = isElem;
+      vCapture = capture;
+      vStartAbs = at;
+      vLine = line;
       scan.inStr = false;
       scan.esc = false;
       parts = [];
       partsBytes = 0;
+      state = S_VAL;
       if (c === LBRACE || c === LBRACK) { vKind = V_CONTAINER; scan.depth = 1; }
       else if (c === QUOTE) vKind = V_STRING;
-      else vKind = V_LITERAL;
+      else { vKind = V_LITERAL; return i; }
+      return i + 1;
     }
   }
 

@@ -21,7 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RlPrompt } from '../schemas/rl-prompt.ts';
 import type { Rollout } from '../schemas/rollout.ts';
-import { BadRecordError, FactflowError, InvalidOptionError } from '../src/errors.ts';
+import { BadInputError, BadRecordError, FactflowError, InvalidOptionError } from '../src/errors.ts';
 import { generate, type GenerationRequest } from '../src/model/generate.ts';
 import type { EncodedPrompt, LivePolicy } from '../src/model/live-policy.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
@@ -53,6 +53,11 @@ export interface RolloutOptions {
   reference?: MultimodalModel;
   /** KL estimator for kl_mean (default k1-clamped, as the trainer). */
   klEstimator?: KlEstimator;
+  /**
+   * Fail after this many prompts in a row are rejected (default 1000): with a cycled prompt set
+   * where nothing fits, the stage would otherwise reject forever.
+   */
+  maxConsecutiveRejects?: number;
   name?: string;
 }
 
@@ -89,6 +94,7 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
   if (reference && reference.config.language.vocabSize !== policy.model.config.language.vocabSize) {
     throw new InvalidOptionError('rollout.reference', 'has a different vocabulary from the policy', { fix: 'use the SFT checkpoint the policy started from' });
   }
+  const maxConsecutiveRejects = options.maxConsecutiveRejects === undefined ? 1000 : positiveInt('rollout.maxConsecutiveRejects', options.maxConsecutiveRejects);
   const name = options.name ?? 'rollout';
   const tok = policy.tokenizer;
 
@@ -168,6 +174,7 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
       const start = await policy.started(ctx.signal);
       let step = 0;
       let pending: Pending[] = [];
+      let rejectedInARow = 0;
       for await (const prompts of input) {
         if (!Array.isArray(prompts)) throw new InvalidOptionError('rollout.input', 'expects batches (arrays) of rl-prompt records', { fix: 'put a batch(n) stage before rollout' });
         for (const prompt of prompts) {
@@ -175,8 +182,14 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
           if (enc instanceof Error) {
             // batches of steps already trained are only regrouped: their rejections were recorded then
             if (step >= start) ctx.reject(prompt, enc);
+            if (++rejectedInARow >= maxConsecutiveRejects) {
+              throw new BadInputError(`${rejectedInARow} prompts in a row were rejected; the last because: ${enc.message}`, {
+                fix: 'check the prompts against the limits (max_prompt_tokens, images), or raise maxConsecutiveRejects',
+              });
+            }
             continue;
           }
+          rejectedInARow = 0;
           pending.push({ prompt, enc });
           if (pending.length < batchSize) continue;
           const items = pending;

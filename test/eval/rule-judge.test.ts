@@ -126,3 +126,58 @@ test('ruleJudge implements Judge; an item without ground truth is a clear error'
 test('a background colour outside the object palette can still be wrong', (t) => {
   t.like(judge('What color is the background?', 'Grey.', 'Brown.'), { hallucinated: true, score: 0 });
 });
+
+test('adversarial colour question: the gt answer is a denial plus true objects, not a "black diamond"-coloured circle', (t) => {
+  const q = 'What color is the diamond in the image?';
+  const gt = 'There is no diamond in the image. It shows a small red circle, a large blue star, a small green square and a small green square.';
+  // no diamond (1) + red circle + blue star + green square (1 each) -> 4 facts; answers "none" -> very informative, no position -> 5
+  t.like(judge(q, gt, gt), { score: 5, hallucinated: false, trueFacts: 4, answersQuestion: true });
+  t.like(judge(q, gt, 'There is no diamond.'), { score: 4, hallucinated: false, answersQuestion: true });
+  // taking the bait: the diamond is given a colour
+  t.like(judge(q, gt, 'The diamond is red.'), { score: 0, hallucinated: true, answersQuestion: false });
+  t.like(judge(q, gt, 'Red.'), { score: 0, hallucinated: true });
+  t.like(judge(q, gt, 'It is a small red diamond next to the blue star.'), { hallucinated: true, score: 1 });
+});
+
+test('attribute questions: true statements about other objects are not the asked attribute', (t) => {
+  const q = 'What color is the circle in the image?';
+  const gt = 'The circle is red.';
+  t.like(judge(q, gt, 'The circle is red. There is also a large blue star on the right.'), { score: 6 - 1, hallucinated: false, answersQuestion: true });
+  t.like(judge(q, gt, 'A large blue star is on the right, and the circle is red.'), { hallucinated: false, answersQuestion: true });
+  // only another object: true, but does not answer -> somewhat informative
+  t.like(judge(q, gt, 'I can see a large blue star.'), { score: 4, hallucinated: false, answersQuestion: false });
+  t.like(judge(q, gt, 'The circle is green, like the squares.'), { hallucinated: true });
+});
+
+test('environment: "a plain beige color with no texture" is read', (t) => {
+  const q = 'What does the background of the image look like?';
+  const gt = 'The background is a plain grey color with no texture.';
+  // one checkable fact (the colour): somewhat informative, no hallucination
+  t.like(judge(q, gt, gt), { score: 4, hallucinated: false, trueFacts: 1, answersQuestion: true });
+  t.like(judge(q, gt, 'The background is a plain beige color with no texture.'), { score: 0, hallucinated: true });
+  t.like(judge(q, gt, 'It is grey, and a red circle sits at the top left.'), { score: 5, hallucinated: false });
+});
+
+test('size comparisons use the size classes', (t) => {
+  // red circle small, blue star large, green squares small
+  t.like(judge('Is the red circle larger than the blue star?', 'No, the blue star is larger.', 'No, the blue star is larger.'), { score: 5, hallucinated: false, answersQuestion: true });
+  t.like(judge('Is the red circle larger than the blue star?', 'No, the blue star is larger.', 'Yes.'), { score: 0, hallucinated: true });
+  t.like(judge('Which is larger, the red circle or the blue star?', 'The blue star is larger.', 'The red circle is larger.'), { hallucinated: true, answersQuestion: false });
+  const same = judge('Is the red circle larger than the green square?', 'They are about the same size: both are small.', 'They are about the same size: both are small.');
+  t.like(same, { score: 5, hallucinated: false, answersQuestion: true, trueFacts: 3 });
+  t.like(judge('Is the red circle larger than the green square?', 'They are about the same size: both are small.', 'They are about the same size: both are large.'), { hallucinated: true });
+});
+
+test('superlatives and "where is a relative to b"', (t) => {
+  const q = 'Which shape is closest to the top edge of the image?';
+  const gt = 'The red circle is closest to the top.';
+  t.like(judge(q, gt, gt), { score: 5, hallucinated: false, answersQuestion: true, trueFacts: 2 });
+  t.like(judge(q, gt, 'The circle.'), { hallucinated: false, answersQuestion: true });
+  t.like(judge(q, gt, 'The blue star is closest to the top.'), { score: 1, hallucinated: true, answersQuestion: false });
+  const r = 'Where is the red circle relative to the blue star?';
+  const rgt = 'The red circle is to the left of the blue star.';
+  t.like(judge(r, rgt, rgt), { score: 5, hallucinated: false, answersQuestion: true });
+  // another true relation answers it too (the circle is also above the star)
+  t.like(judge(r, rgt, 'It is above the blue star.'), { hallucinated: false, answersQuestion: true });
+  t.like(judge(r, rgt, 'To the right of the blue star.'), { hallucinated: true, answersQuestion: false });
+});

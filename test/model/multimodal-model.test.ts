@@ -1,0 +1,96 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { DEFAULT_MODEL_CONFIG, TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
+import { createModel } from '../../src/model/multimodal-model.ts';
+import { attentionBias, positionIds } from '../../src/model/language-model.ts';
+import { patchify } from '../../src/model/vision-encoder.ts';
+
+tf.env().set('PROD', true);
+await tf.setBackend('wasm');
+
+test('default config: 36 visual tokens, parameter count by part', (t) => {
+  const cfg = resolveModelConfig({ language: { vocabSize: 512 } });
+  t.is(imageTokenCount(cfg), 36);
+  const m = createModel(cfg, { seed: 1 });
+  const n = m.parameterCount();
+  t.is(n, m.parameterCount('vision.') + m.parameterCount('projector.') + m.parameterCount('lm.') + m.parameterCount('head.'));
+  // lm: 2 x (4*128*128 + 4*128 + 2*128*512 + 512 + 128 + 4*128) + embeddings (512 + 256) x 128 + ln_f
+  const block = (d: number, r: number) => 4 * d * d + 4 * d + 2 * d * d * r + d * r + d + 4 * d;
+  t.is(m.parameterCount('lm.'), 2 * block(128, 4) + (512 + 256) * 128 + 2 * 128);
+  t.is(m.parameterCount('vision.'), 192 * 96 + 96 + 36 * 96 + 2 * block(96, 4) + 2 * 192);
+  t.is(m.parameterCount('projector.'), 192 * 128 + 128);
+  t.is(m.parameterCount('head.'), 128 * 512);
+  t.true(n > 500_000 && n < 2_000_000, String(n));
+  m.dispose();
+});
+
+test('config errors name the option path', (t) => {
+  const cases: [Parameters<typeof resolveModelConfig>[0], RegExp][] = [
+    [{ vision: { patchSize: 7 } }, /model\.vision\.imageSize.*multiple of patchSize/],
+    [{ language: { heads: 3 } }, /model\.language\.heads/],
+    [{ language: { width: 0 } }, /model\.language\.width/],
+    [{ heads: ['policy' as 'lm'] }, /model\.heads/],
+    [{ language: { contextLength: 30 } }, /model\.language\.contextLength/],
+    [{ activation: 'tanh' as 'relu' }, /model\.activation/],
+  ];
+  for (const [input, re] of cases) {
+    const e = t.throws(() => resolveModelConfig(input));
+    t.is((e as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+    t.regex(e!.message, re);
+  }
+  t.deepEqual(resolveModelConfig({}), { ...DEFAULT_MODEL_CONFIG });
+});
+
+test('forward: shapes of hidden states and every head; bad input is refused with the option named', (t) => {
+  const m = createModel(TINY_MODEL_CONFIG, { seed: 2 });
+  const B = 2, T = 10;
+  const input = { batch: B, length: T, ids: new Int32Array(B * T).fill(7), attentionMask: Uint8Array.from({ length: B * T }, (_, i) => (i >= T && i < T + 2 ? 0 : 1)) };
+  tf.tidy(() => {
+    const { hidden } = m.forward(input);
+    t.deepEqual(hidden.shape, [B * T, 16]);
+    t.deepEqual(m.lmLogits(hidden).shape, [B * T, 40]);
+    t.deepEqual(m.rewardScores(hidden, input).shape, [B]);
+    t.deepEqual(m.values(hidden, input).shape, [B, T]);
+  });
+  const e = t.throws(() => m.forward({ ...input, ids: new Int32Array(B * T).fill(40) }));
+  t.regex(e!.message, /option "input\.ids": id 40 at \[0, 0\] is outside the vocabulary/);
+  const e2 = t.throws(() => m.forward({ batch: 1, length: 60, ids: new Int32Array(60).fill(5) }));
+  t.regex(e2!.message, /beyond the context length 48/);
+  const e3 = t.throws(() => m.forward({ ...input, images: new Float32Array(5) }));
+  t.regex(e3!.message, /input\.images/);
+  m.dispose();
+});
+
+test('reward score reads the last real token: padding after it changes nothing', (t) => {
+  const m = createModel(TINY_MODEL_CONFIG, { seed: 3 });
+  const ids = Int32Array.from([1, 9, 12, 15, 3, 3]);
+  const short = { batch: 1, length: 4, ids: ids.slice(0, 4) };
+  const padded = { batch: 1, length: 6, ids, attentionMask: Uint8Array.from([1, 1, 1, 1, 0, 0]) };
+  const a = tf.tidy(() => m.rewardScores(m.forward(short).hidden, short).dataSync()[0]!);
+  const b = tf.tidy(() => m.rewardScores(m.forward(padded).hidden, padded).dataSync()[0]!);
+  t.true(Math.abs(a - b) < 1e-5, `${a} vs ${b}`);
+  m.dispose();
+});
+
+test('position ids skip left padding; attention bias masks future and padding', (t) => {
+  const mask = Uint8Array.from([0, 0, 1, 1, 1, 1, 1, 0]);
+  t.deepEqual([...positionIds(mask, 2, 4).ids], [0, 0, 0, 1, 0, 1, 2, 0]);
+  const bias = attentionBias(mask, 2, 0, 4)!;
+  t.deepEqual(bias.shape, [4, 2, 1, 4]); // left padding in row 0: per-row mask
+  const v = bias.arraySync() as number[][][][];
+  t.deepEqual(v[3]![0]![0]!.map((x) => x < -1e8), [true, true, false, false]); // row 0, last query: pads masked
+  t.deepEqual(v[1]![1]![0]!.map((x) => x < -1e8), [false, false, true, true]); // row 1, query 1: future masked
+  const right = attentionBias(Uint8Array.from([1, 1, 1, 0]), 1, 0, 4)!;
+  t.deepEqual(right.shape, [4, 1, 1, 4]); // trailing padding only: one causal mask
+  t.is(attentionBias(new Uint8Array(3).fill(1), 1, 2, 1), null);
+});
+
+test('patchify: row-major patches of HWC pixels', (t) => {
+  const size = 4, patch = 2;
+  const px = Float32Array.from({ length: size * size * 3 }, (_, i) => i);
+  const out = patchify(px, 1, size, patch);
+  // second patch (top-right): pixels (0,2) (0,3) (1,2) (1,3)
+  const at = (y: number, x: number) => [0, 1, 2].map((c) => (y * size + x) * 3 + c);
+  t.deepEqual([...out.subarray(12, 24)], [...at(0, 2), ...at(0, 3), ...at(1, 2), ...at(1, 3)]);
+});
