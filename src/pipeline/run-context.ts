@@ -22,7 +22,7 @@ export interface RunContextOptions<P extends ParamSpecs> {
   readonly progress: ProgressSink;
   readonly log: (message: string) => void;
   /** Runs or reuses another pipeline; supplied by the runner (it owns `runPipeline`). */
-  readonly ensure: (pipeline: string | PipelineConfig<ParamSpecs>, out: string, params?: Record<string, unknown>) => Promise<RunSummary>;
+  readonly ensure: (pipeline: string | PipelineConfig<ParamSpecs>, out: string, params?: Record<string, unknown>, options?: { seed?: number }) => Promise<RunSummary>;
 }
 
 export interface RunContextHandle<P extends ParamSpecs> {
@@ -87,7 +87,7 @@ export function createRunContext<P extends ParamSpecs>(options: RunContextOption
       });
       return result as FlowResult<R>;
     },
-    ensure: (pipeline, out, params) => options.ensure(pipeline, out, params),
+    ensure: (pipeline, out, params, opts) => options.ensure(pipeline, out, params, opts),
   };
   return { ctx, flows: () => flows };
 }

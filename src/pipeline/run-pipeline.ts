@@ -89,7 +89,7 @@ export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>,
       signal: controller.signal,
       progress,
       log,
-      ensure: (dep, out, params) => ensurePipeline(dep, out, params, resolved, { signal: controller.signal, progress, log }),
+      ensure: (dep, out, params, opts) => ensurePipeline(dep, out, params, resolved, { signal: controller.signal, progress, log }, opts?.seed),
     });
 
     let result: unknown;
@@ -119,7 +119,7 @@ export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>,
 }
 
 /**
- * `ctx.ensure`: runs `pipeline` into `out` (relative to the run's cwd) with the parent's seed,
+ * `ctx.ensure`: runs `pipeline` into `out` (relative to the run's cwd) with the parent's seed (or `seed`),
  * unless `<out>/summary.json` already records the same pipeline, params and seed.
  */
 async function ensurePipeline(
@@ -128,9 +128,10 @@ async function ensurePipeline(
   params: Record<string, unknown> | undefined,
   parent: ResolvedPipeline,
   run: { signal: AbortSignal; progress: ProgressSink; log: (message: string) => void },
+  seed?: number,
 ): Promise<RunSummary> {
   const config = typeof pipeline === 'string' ? (await loadPipeline(pipeline, { cwd: parent.cwd })).config : pipeline;
-  const child = resolvePipeline(config, { out, params: params ?? {}, seed: parent.seed, policy: parent.policy, backend: parent.backend, cwd: parent.cwd });
+  const child = resolvePipeline(config, { out, params: params ?? {}, seed: seed ?? parent.seed, policy: parent.policy, backend: parent.backend, cwd: parent.cwd });
   const done = await readRunSummary(child.out);
   if (done && done.pipeline === child.name && done.seed === child.seed && canonical(done.params) === canonical(child.params)) {
     run.log(`${child.name}: already made in ${child.out}, reusing it`);

@@ -12,7 +12,7 @@ import { tee } from '../../src/stream/tee.ts';
 import { Rng } from '../../src/stream/random.ts';
 import type { Stage } from '../../src/stream/stage.ts';
 import { rollout, type RolloutRecord } from '../../transforms/rollout.ts';
-import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
+import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoResult, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
 import { rolloutJournal } from '../../sinks/rollout-journal.ts';
 import { countScorer, cyclingSource, makeToy, toyPrompts, type Toy } from './ppo-toy.ts';
 import { fakeSinkContext } from './sink-harness.ts';
@@ -61,7 +61,7 @@ async function runToy(r: ToyRun) {
     beforeCheckpoint: journal ? (step) => journal.flushedBefore(step) : undefined,
     ...r.trainer,
   });
-  return runFlow({ source: cyclingSource(toyPrompts(5)), stages, sink: sink as never }, { seed: r.seed ?? 3, deadLetterPath: path.join(out, 'rejected.jsonl') });
+  return runFlow<PpoResult>({ source: cyclingSource(toyPrompts(5)), stages, sink: sink as never }, { seed: r.seed ?? 3, deadLetterPath: path.join(out, 'rejected.jsonl') });
 }
 
 const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -71,7 +71,7 @@ test.serial('toy task: reward rises far with KL held below a bound at kl_coef 0.
   // settles where the penalty of emitting "x" matches its reward (p(x) ~ 0.26, KL ~ 1 nat per
   // token); without it the policy collapses onto "x" (8 per response, KL ~ log(vocab)).
   const scale = 0.35;
-  const steps = 36;
+  const steps = 30;
   const runs: Record<string, PpoMetrics[]> = {};
   for (const klCoef of [0.1, 0]) {
     const toy = makeToy();
@@ -96,7 +96,7 @@ test.serial('toy task: reward rises far with KL held below a bound at kl_coef 0.
   t.true(lastKl > first + 1, `kl 0.1: reward rises by a large margin (${first} -> ${lastKl})`);
   t.true(maxKlWithPenalty < 2.5, `kl 0.1: KL stays below 2.5 nats per token (max ${maxKlWithPenalty})`);
   t.true(lastNoKl > lastKl + 2, `kl 0: reward rises faster (${lastNoKl} vs ${lastKl})`);
-  t.true(meanOf(count(noKl).slice(18)) > meanOf(count(withKl).slice(18)), 'kl 0 is ahead over the second half');
+  t.true(meanOf(count(noKl).slice(15)) > meanOf(count(withKl).slice(15)), 'kl 0 is ahead over the second half');
   t.true(noKl.at(-1)!.kl_mean > 2.5 && noKl.at(-1)!.kl_mean > maxKlWithPenalty, `kl 0: KL grows larger (${noKl.at(-1)!.kl_mean})`);
   t.true(withKl.every((m) => m.kl_coef === 0.1) && noKl.every((m) => m.kl_coef === 0));
   for (const m of withKl) {
