@@ -34,7 +34,7 @@ import { realTokens, type TrainExample } from '../src/model/collate.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import {
-  encodeRewardItem,
+  encodeRewardPair,
   pairwiseRewardLoss,
   REWARD_CENTERING_COEF,
   rewardBatch,
@@ -216,8 +216,7 @@ export async function evaluatePreferences(
     for (const r of records.slice(i, i + chunk)) {
       try {
         const [c, o] = preferenceItems(r, await pixelsOf(images, r));
-        const pair = [encodeRewardItem(model, tokenizer, c, settings), encodeRewardItem(model, tokenizer, o, settings)];
-        examples.push(...pair);
+        examples.push(...encodeRewardPair(model, tokenizer, c, o, settings));
         part.push(r);
       } catch (e) {
         if (!(e instanceof FactflowError)) throw e;
@@ -391,8 +390,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
           for (const r of records) {
             try {
               const [c, o] = preferenceItems(r, await pixelsOf(images, r));
-              const ec = encodeRewardItem(model, tokenizer, c, settings);
-              const eo = encodeRewardItem(model, tokenizer, o, settings);
+              const [ec, eo] = encodeRewardPair(model, tokenizer, c, o, settings);
               chosen.push(ec);
               other.push(eo);
             } catch (e) {

@@ -126,9 +126,12 @@ function objectSentence(o: TextObject, rng: Rng, previous: number): [string, num
   return [OBJECT_SENTENCES[k]!(objectPhrase(o), positionPhrase(o.position)), k];
 }
 
-/** A paragraph naming every given object once, with size, colour and position. */
-export function describeObjects(objects: readonly TextObject[], background: string, rng: Rng): string {
-  const n = objects.length;
+/**
+ * A paragraph naming every given object once, with size, colour and position. `total` is the
+ * number of shapes the intro states (the image's true count when only some objects are named).
+ */
+export function describeObjects(objects: readonly TextObject[], background: string, rng: Rng, total = objects.length): string {
+  const n = total;
   const nw = numberWord(n);
   const intro = [
     `The image shows ${nw} ${shapesWord(n)} on a ${background} background.`,
@@ -149,10 +152,11 @@ export function describeObjects(objects: readonly TextObject[], background: stri
   return parts.join(' ');
 }
 
-/** A one-sentence answer listing the given objects. */
-export function listObjects(objects: readonly TextObject[], background: string, rng: Rng, withPositions: boolean): string {
+/** A one-sentence answer listing the given objects; `partial`: some objects are left out, so no total is stated. */
+export function listObjects(objects: readonly TextObject[], background: string, rng: Rng, withPositions: boolean, partial = false): string {
   const phrases = objects.map((o) => (withPositions ? `${objectPhrase(o)} ${positionPhrase(o.position)}` : objectPhrase(o)));
-  switch (rng.int(3)) {
+  const form = rng.int(3);
+  switch (partial ? form % 2 : form) {
     case 0:
       return `I can see ${joinList(phrases)}.`;
     case 1:
@@ -594,7 +598,11 @@ function response(kind: ResponseKind, objs: readonly TextObject[], gt: GroundTru
   } else if (kind === 'hallucinated-color') {
     shown = recolorOne(shown, rng);
   }
-  return rng.next() < 0.7 ? describeObjects(shown, gt.background, rng) : listObjects(shown, gt.background, rng, rng.next() < 0.5);
+  // a partial answer names fewer objects than the image has: it must not state a wrong total
+  const partial = kind === 'faithful-partial' && shown.length < objs.length;
+  return rng.next() < 0.7
+    ? describeObjects(shown, gt.background, rng, partial ? objs.length : shown.length)
+    : listObjects(shown, gt.background, rng, rng.next() < 0.5, partial);
 }
 
 /**

@@ -34,6 +34,8 @@ export interface RewardPromptSettings {
   seed: number;
   /** Longest sequence; default (and at most) the model's context length. */
   maxLength?: number;
+  /** At most this many captions. Default: all that fit. */
+  maxFacts?: number;
 }
 
 export interface ScoreOptions extends RewardPromptSettings {
@@ -70,21 +72,40 @@ function maxLengthOf(model: MultimodalModel, settings: RewardPromptSettings): nu
   return Math.min(max, ctx);
 }
 
-/** One reward-prompt sequence as a (loss-free) example that `collate` pads into a batch. */
-export function encodeRewardItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem, settings: RewardPromptSettings): TrainExample {
+function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem, settings: RewardPromptSettings): { example: TrainExample; factsKept: number } {
   const imageTokens = item.pixels ? imageTokenCount(model.config) : 0;
   const enc = encodeRewardPrompt(
     tok,
     { id: item.id, turns: item.turns, response: item.response, facts: item.facts, endedWithEos: item.endedWithEos },
-    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings) },
+    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts },
   );
-  return {
+  const example = {
     id: item.id,
     ids: Int32Array.from(enc.ids),
     lossMask: new Uint8Array(enc.ids.length),
     imagePositions: Int32Array.from(enc.imagePositions),
     pixels: item.pixels,
   };
+  return { example, factsKept: enc.factsKept };
+}
+
+/** One reward-prompt sequence as a (loss-free) example that `collate` pads into a batch. */
+export function encodeRewardItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem, settings: RewardPromptSettings): TrainExample {
+  return encodeItem(model, tok, item, settings).example;
+}
+
+/**
+ * Both responses of a pair with the same captions: when the context cuts captions, the pair
+ * keeps as many as fit the longer prompt, so the two prompts differ only in the response.
+ */
+export function encodeRewardPair(model: MultimodalModel, tok: TextTokenizer, a: RewardItem, b: RewardItem, settings: RewardPromptSettings): [TrainExample, TrainExample] {
+  const ea = encodeItem(model, tok, a, settings);
+  const eb = encodeItem(model, tok, b, settings);
+  if (ea.factsKept === eb.factsKept) return [ea.example, eb.example];
+  const maxFacts = Math.min(ea.factsKept, eb.factsKept);
+  return ea.factsKept > maxFacts
+    ? [encodeItem(model, tok, a, { ...settings, maxFacts }).example, eb.example]
+    : [ea.example, encodeItem(model, tok, b, { ...settings, maxFacts }).example];
 }
 
 /** Pads examples into one model input (right padding; the reward head reads the last real token). */

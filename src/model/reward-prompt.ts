@@ -51,6 +51,8 @@ export interface RewardPromptOptions {
   imageTokens: number;
   /** Longest sequence (the model's contextLength). Default: no limit. */
   maxLength?: number;
+  /** At most this many captions (the first in the seeded order). Default: all. */
+  maxFacts?: number;
   systemPrompt?: string;
 }
 
@@ -77,6 +79,9 @@ function checkOptions(options: RewardPromptOptions): void {
   if (!Number.isInteger(options.imageTokens) || options.imageTokens < 0) throw new InvalidOptionError('imageTokens', `must be a non-negative integer, got ${String(options.imageTokens)}`);
   if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength > 0)) {
     throw new InvalidOptionError('maxLength', `must be a positive integer, got ${String(options.maxLength)}`);
+  }
+  if (options.maxFacts !== undefined && !(Number.isInteger(options.maxFacts) && options.maxFacts >= 0)) {
+    throw new InvalidOptionError('maxFacts', `must be a non-negative integer, got ${String(options.maxFacts)}`);
   }
 }
 
@@ -124,7 +129,8 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   ids.push(...tok.encode(input.response.trim()));
   if (input.endedWithEos !== false) ids.push(tok.eosId);
   const end = ids.length;
-  const captions = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
+  const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
+  const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
   const max = options.maxLength ?? Number.POSITIVE_INFINITY;
   // the evaluation text is one piece; captions are dropped from the end until it fits
   let kept = captions.length;
@@ -139,5 +145,5 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
     });
   }
   ids.push(...evaluation);
-  return { ids, imagePositions: prompt.imagePositions, response: [start, end], factsGiven: captions.length, factsKept: kept };
+  return { ids, imagePositions: prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept };
 }
