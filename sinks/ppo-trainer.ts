@@ -31,7 +31,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AbortedError, BadInputError, CheckpointError, InvalidOptionError } from '../src/errors.ts';
 import { createAdamW, type AdamW } from '../src/model/adamw.ts';
 import { assignWeights, CONFIG_FILE, loadCheckpoint, restoreOptimizer, saveCheckpoint, WEIGHTS_FILE } from '../src/model/checkpoint.ts';
-import type { EncodedPrompt, LivePolicy, PromptFields } from '../src/model/live-policy.ts';
+import type { EncodedPrompt, LivePolicy, PromptFields, StepTiming } from '../src/model/live-policy.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { applyGradients, computeGradients } from '../src/model/train-step.ts';
 import { gaeBatch } from '../src/rl/gae.ts';
@@ -115,7 +115,10 @@ export interface PpoMetrics {
   step: number;
   policy_version: number;
   rollouts: number;
+  /** Rollouts the trainer rejected (NaN log-probs or reward...). */
   rejected: number;
+  /** Rollouts the rollout stage made that a stage before the trainer rejected (scoring). */
+  rejected_upstream: number;
   reward_mean: number;
   reward_std: number;
   reward_model_mean: number;
@@ -382,7 +385,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
   }
 
   /** One PPO step on one batch; returns its metrics (without timing). */
-  async function step(batch: readonly ScoredRollout[], stepIndex: number, ctx: SinkContext): Promise<Omit<PpoMetrics, TimingField>> {
+  async function step(batch: readonly ScoredRollout[], stepIndex: number, ctx: SinkContext, emitted?: number): Promise<Omit<PpoMetrics, TimingField>> {
     const kept: ScoredRollout[] = [];
     for (const r of batch) {
       if (r && typeof r === 'object' && r.policy_version !== stepIndex) {
@@ -401,6 +404,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
       policy_version: stepIndex,
       rollouts: kept.length,
       rejected: batch.length - kept.length,
+      rejected_upstream: emitted === undefined ? 0 : Math.max(0, emitted - batch.length),
       kl_coef: klCoef,
       lr,
     };
@@ -505,6 +509,24 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
     };
   }
 
+  /** The trainer's input, telling the live policy whenever the trainer waits for a batch. */
+  async function* watched<T>(input: AsyncIterable<T>): AsyncGenerator<T> {
+    const it = input[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        policy.setIdle(true);
+        const r = await it.next();
+        policy.setIdle(false);
+        if (r.done) { finished = true; return; }
+        yield r.value;
+      }
+    } finally {
+      policy.setIdle(false);
+      if (!finished) await it.return?.();
+    }
+  }
+
   return {
     name,
     async write(input, ctx) {
@@ -515,52 +537,86 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
       let rollouts = 0;
       let rejected = 0;
       let start = 0;
+      let done = 0;
+      let saved = 0;
+
+      /** Writes a step's metrics, checkpoints when due, calls afterStep. */
+      const record = async (m: Omit<PpoMetrics, TimingField>, timing: StepTiming | undefined, received: number, finished: number): Promise<void> => {
+        const generation = timing ? timing.generation + timing.reference : 0;
+        const scoring = timing ? Math.max(0, (received - timing.emittedAt) / 1000) : 0;
+        const update = (finished - received) / 1000;
+        const total = generation + scoring + update;
+        const tokens = timing?.tokens ?? (Number.isFinite(m.response_length_mean) ? m.response_length_mean * m.rollouts : 0);
+        const metrics: PpoMetrics = {
+          ...m,
+          tokens_per_s: total > 0 ? tokens / total : 0,
+          time_generation_s: generation,
+          time_scoring_s: scoring,
+          time_update_s: update,
+          time_generation_share: total > 0 ? generation / total : 0,
+          time_scoring_share: total > 0 ? scoring / total : 0,
+          time_update_share: total > 0 ? update / total : 0,
+        };
+        time.generation += generation; time.scoring += scoring; time.update += update; time.tokens += tokens;
+        time.prompts += m.rollouts + m.rejected + m.rejected_upstream;
+        rollouts += m.rollouts; rejected += m.rejected;
+        done++;
+        await appendFile(metricsFile, JSON.stringify(metrics) + '\n');
+        last = metrics;
+        ctx.note(`step ${done}/${s.steps}: reward ${metrics.reward_mean.toFixed(3)}, kl ${metrics.kl_mean.toFixed(4)}`);
+        if ((s.checkpointEvery > 0 && done % s.checkpointEvery === 0) || done === s.steps) {
+          await save(done);
+          saved = done;
+        }
+        await options.afterStep?.(metrics);
+      };
+      /** Steps whose whole batch a stage before the trainer dropped: no update, a metrics line. */
+      const recordLost = async (until: number): Promise<void> => {
+        while (done < until && done < s.steps) {
+          const timing = policy.takeTiming(done);
+          ctx.note(`step ${done + 1}: every rollout was rejected before the trainer, no update`);
+          const now = performance.now();
+          await record(emptyStep(done, timing?.rollouts ?? 0), timing, now, now);
+        }
+      };
+      const emptyStep = (stepIndex: number, upstream: number): Omit<PpoMetrics, TimingField> => {
+        const nan = Number.NaN;
+        return {
+          step: stepIndex + 1, policy_version: stepIndex, rollouts: 0, rejected: 0, rejected_upstream: upstream, kl_coef: kl.value, lr: lrAt(stepIndex, s.lr),
+          reward_mean: nan, reward_std: nan, reward_model_mean: nan, length_penalty_mean: nan, correctness_mean: nan, no_eos_rate: nan,
+          kl_mean: nan, kl_seq_mean: nan, response_length_mean: nan, policy_loss: nan, value_loss: nan, clipfrac: nan, value_clipfrac: nan,
+          entropy: nan, approx_kl: nan, advantage_std: nan, returns_mean: nan, values_mean: nan, policy_grad_norm: nan, value_grad_norm: nan,
+          skipped_updates: 0,
+        };
+      };
+
       try {
         start = await restore(ctx);
-        let done = start;
-        let saved = start;
+        done = start;
+        saved = start;
         policy.start(start);
         if (done < s.steps) {
-          for await (const batch of input) {
+          for await (const batch of watched(input)) {
             if (!Array.isArray(batch)) {
               throw new BadInputError(`ppo-trainer expects batches (arrays) of scored rollouts, got ${typeof batch}`, { fix: 'put batch(n) and rollout stages before the trainer' });
             }
             if (batch.length === 0) {
               throw new BadInputError(`empty batch at step ${done + 1}: a PPO step needs at least one rollout`, { fix: 'check the stages before the trainer: rollout emits non-empty batches' });
             }
+            // batches the gate let through after a dropped one carry a later version
+            const v = (batch[0] as { policy_version?: unknown } | undefined)?.policy_version;
+            if (typeof v === 'number' && Number.isInteger(v) && v > done && v <= policy.version) await recordLost(v);
+            if (done >= s.steps) break;
             const received = performance.now();
-            const m = await step(batch, done, ctx);
-            const finished = performance.now();
             const timing = policy.takeTiming(done);
-            const generation = timing ? timing.generation + timing.reference : 0;
-            const scoring = timing ? Math.max(0, (received - timing.emittedAt) / 1000) : 0;
-            const update = (finished - received) / 1000;
-            const total = generation + scoring + update;
-            const tokens = timing?.tokens ?? (Number.isFinite(m.response_length_mean) ? m.response_length_mean * m.rollouts : 0);
-            const metrics: PpoMetrics = {
-              ...m,
-              tokens_per_s: total > 0 ? tokens / total : 0,
-              time_generation_s: generation,
-              time_scoring_s: scoring,
-              time_update_s: update,
-              time_generation_share: total > 0 ? generation / total : 0,
-              time_scoring_share: total > 0 ? scoring / total : 0,
-              time_update_share: total > 0 ? update / total : 0,
-            };
-            time.generation += generation; time.scoring += scoring; time.update += update; time.tokens += tokens; time.prompts += batch.length;
-            rollouts += m.rollouts; rejected += m.rejected;
-            done++;
+            const m = await step(batch, done, ctx, timing?.rollouts);
+            const finished = performance.now();
             policy.advance();
-            await appendFile(metricsFile, JSON.stringify(metrics) + '\n');
-            last = metrics;
-            ctx.note(`step ${done}/${s.steps}: reward ${metrics.reward_mean.toFixed(3)}, kl ${metrics.kl_mean.toFixed(4)}`);
-            if ((s.checkpointEvery > 0 && done % s.checkpointEvery === 0) || done === s.steps) {
-              await save(done);
-              saved = done;
-            }
-            await options.afterStep?.(metrics);
+            await record(m, timing, received, finished);
             if (done >= s.steps) break;
           }
+          // the last batch dropped before the trainer
+          if (policy.version > done) await recordLost(policy.version);
         }
         if (saved !== done || !(await exists(path.join(ckDir, CONFIG_FILE)))) await save(done);
         const total = time.generation + time.scoring + time.update;

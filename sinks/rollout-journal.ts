@@ -24,7 +24,10 @@ export interface RolloutJournal<T extends JournalRecord = JournalRecord> {
   readonly file: string;
   /** For `tee(journal.consume)`: reads batches (one per step) and appends them. */
   readonly consume: TeeConsumer<readonly T[]>;
-  /** Resolves once every rollout of policy_version < step is on disk. */
+  /**
+   * Resolves once every rollout of policy_version < step is on disk (or the input has ended);
+   * rejects if writing failed.
+   */
   flushedBefore(step: number, signal?: AbortSignal): Promise<void>;
 }
 
@@ -59,7 +62,9 @@ export function rolloutJournal<T extends JournalRecord>(options: RolloutJournalO
   const { file } = options;
   /** Versions below this are on disk. */
   let flushed = 0;
-  let closed: Error | undefined;
+  /** Set when the input has ended (everything that came is on disk) or the journal failed. */
+  let ended = false;
+  let failed: Error | undefined;
   let waiters: (() => void)[] = [];
   const notify = (): void => {
     const list = waiters;
@@ -88,17 +93,19 @@ export function rolloutJournal<T extends JournalRecord>(options: RolloutJournalO
         } finally {
           await fh.close();
         }
-        closed = new AbortedError('the rollout journal has ended');
       } catch (e) {
-        closed = e instanceof Error ? e : new Error(String(e));
+        failed = e instanceof Error ? e : new Error(String(e));
         throw e;
       } finally {
+        ended = true;
         notify();
       }
     },
     async flushedBefore(step, signal) {
       while (flushed < step) {
-        if (closed) throw closed;
+        if (failed) throw failed;
+        // the input ended: a step without a line here had every rollout dropped before the tee
+        if (ended) return;
         if (signal?.aborted) throw new AbortedError('stopped while waiting for the rollout journal', { cause: signal.reason });
         await new Promise<void>((resolve, reject) => {
           const onAbort = (): void => reject(new AbortedError('stopped while waiting for the rollout journal', { cause: signal!.reason }));

@@ -19,7 +19,7 @@
  * these; RL prompts should too). COCO captions cover both, as they are the reward model's
  * facts. Evaluation images appear only in POPE and MMHal.
  */
-import { mkdir, writeFile, unlink } from 'node:fs/promises';
+import { access, mkdir, writeFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng, deriveSeed, hash32 } from '../src/stream/random.ts';
 import { AbortedError, InvalidOptionError } from '../src/errors.ts';
@@ -562,4 +562,14 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
   o.onProgress?.(total, total);
   const elapsed_s = (performance.now() - started) / 1000;
   return { out, seed, counts, elapsed_s, images_per_s: total / elapsed_s };
+}
+
+/** Whether `dir` holds a complete shapes world (its world.json is written last). */
+export async function isShapesWorld(dir: string): Promise<boolean> {
+  try {
+    await access(path.join(dir, SHAPES_WORLD_FILES.world));
+    return true;
+  } catch {
+    return false;
+  }
 }

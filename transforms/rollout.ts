@@ -162,7 +162,7 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
         response_ids: r.tokens,
       };
     });
-    policy.recordTiming(step, { generation: (t1 - t0) / 1000, reference: (t2 - t1) / 1000, emittedAt: performance.now(), tokens });
+    policy.recordTiming(step, { generation: (t1 - t0) / 1000, reference: (t2 - t1) / 1000, emittedAt: performance.now(), tokens, rollouts: out.length });
     ctx.note(`step ${step + 1}: ${items.length} rollouts, ${tokens} tokens`);
     return out;
   }

@@ -10,6 +10,13 @@
  *
  * The trainer also announces the step it resumes from (after loading its checkpoint), so the
  * rollout stage can skip the batches of steps already done.
+ *
+ * A stage between the two may drop a whole batch (a scoring stage rejecting every rollout of a
+ * step). Then the rollout stage is asked for step j + 1 while the trainer, still at step j, waits
+ * for input that will never come: the gate sees exactly that state (step j emitted, trainer idle
+ * at j) and lets the run go on, counting step j as lost; the trainer records it as a step without
+ * an update. With stages that process one batch at a time (no read-ahead between rollout and
+ * trainer) this is exact and deterministic.
  */
 import { AbortedError, BadRecordError, InvalidOptionError } from '../errors.ts';
 import { encodePrompt, type Turn } from './chat-template.ts';
@@ -43,6 +50,8 @@ export interface StepTiming {
   emittedAt: number;
   /** Response tokens generated. */
   tokens: number;
+  /** Rollouts emitted. */
+  rollouts: number;
 }
 
 export interface LivePolicy {
@@ -65,6 +74,8 @@ export interface LivePolicy {
   start(step: number): void;
   /** Trainer side: one more step done (wakes the rollout waiting for it). */
   advance(): void;
+  /** Trainer side: true while it waits for its next batch. */
+  setIdle(idle: boolean): void;
   /** Trainer side: training is over; a rollout still waiting stops with AbortedError. */
   finish(): void;
 
@@ -73,6 +84,7 @@ export interface LivePolicy {
   /** Rollout side: resolves once `version >= step`. Immediate without a trainer. */
   waitFor(step: number, signal?: AbortSignal): Promise<void>;
 
+  /** Rollout side: step `step`'s rollouts are out (with their timing). */
   recordTiming(step: number, timing: StepTiming): void;
   /** Removes and returns the timing of `step` (undefined if the rollout stage did not record it). */
   takeTiming(step: number): StepTiming | undefined;
@@ -107,6 +119,8 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
   let hasTrainer = false;
   let startStep: number | undefined;
   let finished = false;
+  let idle = false;
+  let lastEmitted = -1;
   // one-shot wake-ups; each waiter re-checks its own condition and waits again if needed
   let waiters: (() => void)[] = [];
   const notify = (): void => {
@@ -163,6 +177,10 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
       version++;
       notify();
     },
+    setIdle(value) {
+      idle = value;
+      if (idle) notify();
+    },
     finish() {
       finished = true;
       notify();
@@ -174,9 +192,19 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
     },
     async waitFor(step, signal) {
       if (!hasTrainer) return;
-      await until(() => startStep !== undefined && version >= step, signal);
+      await until(() => {
+        if (startStep === undefined) return false;
+        if (version >= step) return true;
+        // step - 1 went out and the trainer waits for input at it: that batch was dropped on the way
+        if (idle && version === step - 1 && lastEmitted === step - 1) {
+          version = step;
+          return true;
+        }
+        return false;
+      }, signal);
     },
     recordTiming(step, timing) {
+      lastEmitted = Math.max(lastEmitted, step);
       timings.set(step, timing);
       // bounded: a trainer that never takes them (none attached) must not grow this forever
       if (timings.size > 64) timings.delete(timings.keys().next().value!);

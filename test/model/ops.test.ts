@@ -145,3 +145,19 @@ test.serial('selfAttention (fused projections on wasm) equals linear projections
     await tf.setBackend('cpu');
   }
 });
+
+test.serial('on wasm, linear and matMul weight gradients (both orientations of weightGrad) equal the cpu ones', async (t) => {
+  for (const [din, dout] of [[3, 7], [7, 3]] as const) {
+    const x = rand([6, din]), w = rand([din, dout]), b = rand([dout]), r = rand([6, dout]);
+    const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(linear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D), r));
+    const g = (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(matMul(xx as tf.Tensor2D, ww as tf.Tensor2D), r));
+    const want = [...tf.grads(f)([x, w, b]), ...tf.grads(g)([x, w])];
+    await tf.setBackend('wasm');
+    try {
+      const got = [...tf.grads(f)([x, w, b]), ...tf.grads(g)([x, w])];
+      got.forEach((v, i) => t.true(maxRelDiff(v, want[i]!) < 1e-4, `${din}x${dout} gradient ${i}`));
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  }
+});

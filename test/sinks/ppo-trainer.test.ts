@@ -35,6 +35,8 @@ function deterministic(m: PpoMetrics): Record<string, unknown> {
 }
 
 interface ToyRun {
+  /** Scorer stage instead of the count scorer. */
+  scorer?: Stage<RolloutRecord[], RolloutRecord[]>;
   toy: Toy;
   out: string;
   steps: number;
@@ -52,7 +54,7 @@ async function runToy(r: ToyRun) {
   const stages: Stage<never, unknown>[] = [
     batch(batchSize) as Stage<never, unknown>,
     rollout({ policy: toy.policy, batchSize, maxResponseTokens: 8 }) as Stage<never, unknown>,
-    countScorer(toy.target, r.scale ?? 1) as Stage<never, unknown>,
+    (r.scorer ?? countScorer(toy.target, r.scale ?? 1)) as Stage<never, unknown>,
   ];
   if (journal) stages.push(tee(journal.consume, { name: 'journal' }) as Stage<never, unknown>);
   const sink = ppoTrainer({
@@ -150,6 +152,34 @@ test.serial('resume: interrupted after 3 steps (checkpoint at 2), the rerun cont
   t.deepEqual((await readdir(resumed)).filter((n) => n.startsWith('checkpoint')), ['checkpoint']);
   await rm(whole, { recursive: true, force: true });
   await rm(resumed, { recursive: true, force: true });
+});
+
+test.serial('a stage that drops a whole batch (every rollout rejected by scoring): that step has no update and training goes on', async (t) => {
+  const toy = makeToy();
+  const out = await tmp();
+  const count = countScorer(toy.target);
+  // rejects every rollout of steps 2 and 5 (versions 1 and 4), yielding nothing for them, as reward-score does
+  const scorer: Stage<RolloutRecord[], RolloutRecord[]> = {
+    name: 'dropping-scorer',
+    async *run(input, ctx) {
+      for await (const b of count.run(input, ctx)) {
+        if (b[0]!.policy_version === 1 || b[0]!.policy_version === 4) b.forEach((r) => ctx.reject(r, 'the reward model scored the response NaN'));
+        else yield b;
+      }
+    },
+  };
+  const flow = await runToy({ toy, out, steps: 5, batchSize: 4, journal: true, scorer, trainer: { checkpointEvery: 2, minibatchSize: 2 } });
+  t.is(flow.result.steps, 5);
+  const ms = await readMetrics(out);
+  t.deepEqual(ms.map((m) => [m.step, m.rollouts, m.rejected_upstream]), [[1, 4, 0], [2, 0, 4], [3, 4, 0], [4, 4, 0], [5, 0, 4]]);
+  t.is(ms[1]!.reward_mean, null as unknown as number, 'NaN statistics are written as null');
+  const versions = (await readFile(path.join(out, 'rollouts.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as RolloutRecord).policy_version);
+  t.deepEqual([...new Set(versions)], [0, 2, 3]);
+  t.is(flow.rejected, 8);
+  const state = JSON.parse(await readFile(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')) as { step: number };
+  t.is(state.step, 5);
+  toy.dispose();
+  await rm(out, { recursive: true, force: true });
 });
 
 /** Hand-made scored rollouts for the sink alone (policy_version 0). */
