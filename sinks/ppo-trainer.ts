@@ -594,7 +594,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
         start = await restore(ctx);
         done = start;
         saved = start;
-        policy.start(start);
+        policy.start(start, s.steps);
         if (done < s.steps) {
           for await (const batch of watched(input)) {
             if (!Array.isArray(batch)) {

@@ -196,16 +196,13 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
           pending = [];
           const j = step++;
           if (j < start) continue;
-          await policy.waitFor(j, ctx.signal);
+          if (!(await policy.waitFor(j, ctx.signal))) return;
           yield await sample(items, j, ctx);
         }
       }
       if (pending.length > 0) {
         const j = step++;
-        if (j >= start) {
-          await policy.waitFor(j, ctx.signal);
-          yield await sample(pending, j, ctx);
-        }
+        if (j >= start && (await policy.waitFor(j, ctx.signal))) yield await sample(pending, j, ctx);
       }
     },
   };

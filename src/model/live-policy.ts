@@ -70,8 +70,11 @@ export interface LivePolicy {
 
   /** Trainer side: called once, synchronously, when the trainer is built. */
   attachTrainer(): void;
-  /** Trainer side: the weights are ready and `step` steps are done (0, or the resumed step). */
-  start(step: number): void;
+  /**
+   * Trainer side: the weights are ready and `step` steps are done (0, or the resumed step); it
+   * will train `limit` steps in all (no rollouts are needed past that).
+   */
+  start(step: number, limit?: number): void;
   /** Trainer side: one more step done (wakes the rollout waiting for it). */
   advance(): void;
   /** Trainer side: true while it waits for its next batch. */
@@ -81,8 +84,11 @@ export interface LivePolicy {
 
   /** Rollout side: the step training starts from (0 without a trainer). */
   started(signal?: AbortSignal): Promise<number>;
-  /** Rollout side: resolves once `version >= step`. Immediate without a trainer. */
-  waitFor(step: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Rollout side: resolves true once `version >= step` (immediately without a trainer), or false
+   * when the trainer needs no rollouts for `step` (its steps are done): the stage then ends.
+   */
+  waitFor(step: number, signal?: AbortSignal): Promise<boolean>;
 
   /** Rollout side: step `step`'s rollouts are out (with their timing). */
   recordTiming(step: number, timing: StepTiming): void;
@@ -121,6 +127,7 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
   let finished = false;
   let idle = false;
   let lastEmitted = -1;
+  let limit = Number.POSITIVE_INFINITY;
   // one-shot wake-ups; each waiter re-checks its own condition and waits again if needed
   let waiters: (() => void)[] = [];
   const notify = (): void => {
@@ -167,9 +174,10 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
       if (hasTrainer) throw new InvalidOptionError('policy', 'already has a trainer: one live policy feeds one PPO trainer');
       hasTrainer = true;
     },
-    start(step) {
+    start(step, steps) {
       if (!Number.isInteger(step) || step < 0) throw new InvalidOptionError('policy.start', `must be a non-negative integer, got ${step}`);
       startStep = step;
+      if (steps !== undefined) limit = steps;
       version = step;
       notify();
     },
@@ -191,7 +199,7 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
       return startStep!;
     },
     async waitFor(step, signal) {
-      if (!hasTrainer) return;
+      if (!hasTrainer) return true;
       await until(() => {
         if (startStep === undefined) return false;
         if (version >= step) return true;
@@ -202,6 +210,7 @@ export function createLivePolicy(options: LivePolicyOptions): LivePolicy {
         }
         return false;
       }, signal);
+      return step < limit;
     },
     recordTiming(step, timing) {
       lastEmitted = Math.max(lastEmitted, step);

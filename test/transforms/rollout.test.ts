@@ -138,6 +138,15 @@ test('with a trainer attached: batch j waits for step j, and a resumed run skips
   t.is(ctx.rejected.length, 0, 'rejections of skipped steps are not recorded again');
   resumed.finish();
   await t.throwsAsync(it2.next(), { message: /PPO trainer has finished/ });
+
+  // the trainer's step count ends the stage: no rollouts past it
+  const limited = createLivePolicy({ model, tokenizer: tok, systemPrompt: 'Hi.' });
+  limited.attachTrainer();
+  limited.start(0, 1);
+  const it3 = rollout({ policy: limited, batchSize: 2, maxResponseTokens: 4 }).run(inBatches(toyPrompts(8), 3), stageContext())[Symbol.asyncIterator]();
+  t.is(((await it3.next()).value as RolloutRecord[]).length, 2);
+  limited.advance();
+  t.true((await it3.next()).done);
 });
 
 test('image prompts: pixels are read from the image folder; without one the prompt is rejected', async (t) => {
