@@ -60,6 +60,24 @@ async function sftWorld(sftRun: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * The world whose preference file has `perImage` pairs per held-out image: the world itself when
+ * it already has that many (or perImage is 0), else a sibling made with the same seed and
+ * parameters except preference_per_image. Generation is seeded per part, so the sibling's
+ * images, captions and SFT data are the same files; only the preference file has more pairs.
+ */
+async function pairsWorld(world: string, perImage: number, ctx: { seed: number; log(m: string): void; ensure(p: string, out: string, params?: Record<string, unknown>): Promise<{ out: string }> }): Promise<string> {
+  if (perImage === 0) return world;
+  let made: { seed?: unknown; params?: Record<string, unknown> } = {};
+  try { made = JSON.parse(await readFile(path.join(world, 'summary.json'), 'utf8')) as typeof made; } catch { /* a world not made by the pipeline */ }
+  if (!made.params || made.seed !== ctx.seed) {
+    ctx.log(`reward-train: ${world} was not made by the shapes-world pipeline with seed ${ctx.seed}; using its own preference pairs`);
+    return world;
+  }
+  if (made.params.preference_per_image === perImage) return world;
+  return (await ctx.ensure('shapes-world', `${world}-pairs${perImage}`, { ...made.params, preference_per_image: perImage })).out;
+}
+
 export default definePipeline({
   name: 'reward-train',
   description: 'Reward model (Fact-RLHF with facts=true, vanilla RLHF with facts=false) from the SFT trunk on preference shards, with held-out accuracy',
@@ -67,6 +85,7 @@ export default definePipeline({
     preferences: { type: 'path', default: '', description: 'preference shard folder; empty: made in runs/preference from the SFT run\'s shapes world' },
     sft: { type: 'path', default: '', description: 'SFT run folder (or its checkpoint/); empty: made in runs/sft-train' },
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world for the default preferences when the SFT run does not name one' },
+    preference_per_image: { type: 'number', default: 8, min: 0, max: 20, integer: true, description: 'default preferences: pairs per held-out image (a sibling world with the same images when it differs from the world\'s; 0: the world\'s own)' },
     images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
     facts: { type: 'boolean', default: true, description: 'Fact-RLHF: the reward prompt lists the record\'s captions (false: vanilla RLHF)' },
     steps: { type: 'number', default: 120, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
@@ -82,7 +101,8 @@ export default definePipeline({
     eval_every: { type: 'number', default: 20, min: 0, integer: true, description: 'held-out evaluation every N steps (0: only at the end)' },
     patience: { type: 'number', default: 0, min: 0, integer: true, description: 'evaluations without a better held-out accuracy before stopping (0: never early)' },
     log_every: { type: 'number', default: 5, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
-    max_length: { type: 'number', default: 0, min: 0, integer: true, description: 'longest reward prompt (0: the model\'s context length); captions are cut first, never the response' },
+    context: { type: 'number', default: 384, min: 0, integer: true, description: 'reward model context; longer than the SFT model\'s extends its position table (0: the SFT model\'s)' },
+    max_length: { type: 'number', default: 0, min: 0, integer: true, description: 'longest reward prompt (0: the context); captions are cut first, never the response' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/last when it exists (and was trained with the same facts setting)' },
   },
   async run(ctx) {
@@ -96,13 +116,15 @@ export default definePipeline({
     const sftCheckpoint = (await exists(path.join(sftRun, 'config.json'))) ? sftRun : path.join(sftRun, 'checkpoint');
     let world = (await sftWorld(sftRun)) ?? path.resolve(p.world);
     let preferences: string;
+    let pairWorld = world;
     if (p.preferences !== '') preferences = path.resolve(p.preferences);
     else {
       if (!(await exists(path.join(world, SHAPES_WORLD_FILES.world)))) world = (await ctx.ensure('shapes-world', p.world)).out;
+      pairWorld = await pairsWorld(world, p.preference_per_image, ctx);
       // inputs named explicitly: the preference pipeline then makes no world of its own
-      preferences = (await ctx.ensure('preference', 'runs/preference', {
-        preference: path.join(world, SHAPES_WORLD_FILES.preference),
-        coco: path.join(world, SHAPES_WORLD_FILES.coco_captions),
+      preferences = (await ctx.ensure('preference', pairWorld === world ? 'runs/preference' : `runs/preference-${path.basename(pairWorld)}`, {
+        preference: path.join(pairWorld, SHAPES_WORLD_FILES.preference),
+        coco: path.join(pairWorld, SHAPES_WORLD_FILES.coco_captions),
       })).out;
     }
     const imageRoot = p.images !== '' ? path.resolve(p.images) : path.join(world, 'images');
@@ -137,6 +159,7 @@ export default definePipeline({
         heldout, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,
         examplesPerEpoch: trainRows, resume: p.resume, seed: ctx.seed,
         ...(p.max_length > 0 ? { maxLength: p.max_length } : {}),
+        ...(p.context > 0 ? { contextLength: p.context } : {}),
         progress: ctx.progress,
       }),
     }, { name: 'train' });
@@ -153,6 +176,7 @@ export default definePipeline({
       data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, epochs, batch_size: p.batch_size },
       sft: sftCheckpoint,
       world,
+      pairs_world: pairWorld,
       images: imageRoot,
       backend: { name: backend.name, detail: backend.detail },
       checkpoint: REWARD_CHECKPOINT_DIR,

@@ -8,7 +8,8 @@
  *   advantages      whitened over the batch
  *   updates         2 PPO epochs over shuffled minibatches: clipped policy loss (0.2) on the
  *                   policy, clipped value loss (0.2) x 0.1 on the value model (trunk of the
- *                   reward model, zero head); AdamW each, lr with linear warmup, grad-norm clip
+ *                   reward model, zero head); AdamW each, lr with linear warmup, grad-norm clip;
+ *                   the vision encoder and projector stay frozen (LLaVA-RLHF freezes CLIP)
  *   KL coefficient  fixed 0.1, or adaptive (Ziegler et al.)
  *
  * The policy is the LivePolicy the rollout stage samples from (so every rollout uses the latest
@@ -33,6 +34,7 @@ import { createAdamW, type AdamW } from '../src/model/adamw.ts';
 import { assignWeights, CONFIG_FILE, loadCheckpoint, restoreOptimizer, saveCheckpoint, WEIGHTS_FILE } from '../src/model/checkpoint.ts';
 import type { EncodedPrompt, LivePolicy, PromptFields, StepTiming } from '../src/model/live-policy.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
+import type { Parameter } from '../src/model/parameters.ts';
 import { applyGradients, computeGradients } from '../src/model/train-step.ts';
 import { gaeBatch } from '../src/rl/gae.ts';
 import { checkKlEstimator, klPerToken, type KlEstimator } from '../src/rl/kl.ts';
@@ -99,6 +101,12 @@ export interface PpoTrainerOptions {
   /** Global gradient-norm clip (0: none). Default 1. */
   clipNorm?: number;
   weightDecay?: number;
+  /**
+   * Keep the vision encoder and projector frozen in the policy and the value model (default true,
+   * as LLaVA-RLHF, whose CLIP tower is frozen): the gradients then stop at the language model,
+   * which also saves the vision backward pass.
+   */
+  freezeVision?: boolean;
   /** Save a checkpoint every N steps (0: only at the end). */
   checkpointEvery?: number;
   /** Resume from `out/checkpoint` when it exists (default true). */
@@ -203,6 +211,7 @@ interface Settings {
   warmupSteps: number;
   clipNorm: number;
   weightDecay: number;
+  freezeVision: boolean;
   checkpointEvery: number;
 }
 
@@ -244,8 +253,10 @@ function checkOptions(o: PpoTrainerOptions): Settings {
     warmupSteps: int('ppo.warmupSteps', o.warmupSteps ?? 0, 0),
     clipNorm: num('ppo.clipNorm', o.clipNorm ?? 1, (x) => x >= 0, 'a number >= 0'),
     weightDecay: num('ppo.weightDecay', o.weightDecay ?? 0, (x) => x >= 0, 'a number >= 0'),
+    freezeVision: o.freezeVision ?? true,
     checkpointEvery: int('ppo.checkpointEvery', o.checkpointEvery ?? 0, 0),
   };
+  if (typeof s.freezeVision !== 'boolean') throw new InvalidOptionError('ppo.freezeVision', 'must be true or false');
   if (typeof s.whitenAdvantages !== 'boolean') throw new InvalidOptionError('ppo.whitenAdvantages', 'must be true or false');
   for (const k of ['beforeCheckpoint', 'afterStep'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'function') throw new InvalidOptionError(`ppo.${k}`, 'must be a function');
@@ -338,6 +349,10 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
 
   let policyOpt: AdamW | undefined;
   let valueOpt: AdamW | undefined;
+  const trainable = (m: MultimodalModel): readonly Parameter[] =>
+    s.freezeVision ? m.parameters().filter((p) => !p.name.startsWith('vision.') && !p.name.startsWith('projector.')) : m.parameters();
+  const policyParams = trainable(policy.model);
+  const valueParams = trainable(value);
 
   async function restore(ctx: SinkContext): Promise<number> {
     await mkdir(out, { recursive: true });
@@ -457,7 +472,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
           const ent = meanEntropy(entropy!);
           pstats = tf.keep(tf.stack([loss, policyClipFraction(inputs), approxKl(logprobs, inputs.oldLogprobs), ent]));
           return s.entropyCoef > 0 ? (tf.sub(loss, tf.mul(ent, s.entropyCoef)) as tf.Scalar) : loss;
-        });
+        }, policyParams);
         const [pl, cf, ak, en] = Array.from(pstats!.dataSync());
         pstats!.dispose();
         const pApplied = applyGradients(policyOpt!, pg.grads, { lr, clipNorm: s.clipNorm });
@@ -469,7 +484,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
           const loss = clippedValueLoss(inputs);
           vstats = tf.keep(tf.stack([loss, valueClipFraction(inputs)]));
           return tf.mul(loss, s.valueCoef) as tf.Scalar;
-        });
+        }, valueParams);
         const [vl, vc] = Array.from(vstats!.dataSync());
         vstats!.dispose();
         const vApplied = applyGradients(valueOpt!, vg.grads, { lr: valueLr, clipNorm: s.clipNorm });
@@ -530,8 +545,8 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
   return {
     name,
     async write(input, ctx) {
-      policyOpt = createAdamW(policy.model.parameters(), { weightDecay: s.weightDecay });
-      valueOpt = createAdamW(value.parameters(), { weightDecay: s.weightDecay });
+      policyOpt = createAdamW(policyParams, { weightDecay: s.weightDecay });
+      valueOpt = createAdamW(valueParams, { weightDecay: s.weightDecay });
       const time = { generation: 0, scoring: 0, update: 0, tokens: 0, prompts: 0 };
       let last: PpoMetrics | null = null;
       let rollouts = 0;

@@ -29,7 +29,8 @@ import type { ProgressSink } from '../src/stream/progress.ts';
 import type { Sink, SinkContext } from '../src/stream/stage.ts';
 import type { Preference } from '../schemas/preference.ts';
 import { createAdamW, type AdamWOptions } from '../src/model/adamw.ts';
-import { loadModel, restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { loadRewardTrunk } from '../src/model/reward-trunk.ts';
 import { realTokens, type TrainExample } from '../src/model/collate.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
@@ -113,6 +114,11 @@ export interface RewardTrainerOptions {
   promptSeed?: number;
   /** Longest reward prompt; default the model's context length. */
   maxLength?: number;
+  /**
+   * Context of the reward model; longer than the SFT model's extends its position table (new
+   * positions start as copies of the last one). Default: the SFT model's.
+   */
+  contextLength?: number;
   /** Sequences per forward pass when scoring held-out pairs. Default 32. */
   evalBatchSize?: number;
   /** Seed of the fresh reward head. Default 0. */
@@ -267,6 +273,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (perEpoch !== undefined) nonNegativeInt('examplesPerEpoch', perEpoch, false);
   if (options.promptSeed !== undefined && !Number.isInteger(options.promptSeed)) throw new InvalidOptionError('promptSeed', `must be an integer, got ${options.promptSeed}`);
   if (options.maxLength !== undefined) nonNegativeInt('maxLength', options.maxLength, false);
+  if (options.contextLength !== undefined) nonNegativeInt('contextLength', options.contextLength, false);
   const heldout = options.heldout ?? [];
   if (!Array.isArray(heldout)) throw new InvalidOptionError('heldout', 'expected an array of preference records');
   const checkpointDir = path.join(out, REWARD_CHECKPOINT_DIR);
@@ -288,7 +295,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         }
       }
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
-      const { model, checkpoint } = await loadModel(resuming ? lastDir : sft, { heads: ['reward'], seed: options.seed ?? 0, label: 'reward' });
+      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0 });
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;

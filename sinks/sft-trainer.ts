@@ -22,14 +22,15 @@ import * as tf from '@tensorflow/tfjs';
 import { AbortedError, CheckpointError, InvalidOptionError } from '../src/errors.ts';
 import type { ProgressSink } from '../src/stream/progress.ts';
 import type { Sink, SinkContext } from '../src/stream/stage.ts';
-import { createAdamW, type AdamWOptions } from '../src/model/adamw.ts';
+import { createAdamW, type AdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { assignWeights, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { collate, realTokens, type TrainExample } from '../src/model/collate.ts';
 import { imageTokenCount } from '../src/model/config.ts';
+import { createDataParallel, splitRows, type DataParallel } from '../src/model/data-parallel.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
-import { supervisedLoss, trainStep, type TrainBatch } from '../src/model/train-step.ts';
+import { supervisedLoss, trainStep, type StepResult, type TrainBatch } from '../src/model/train-step.ts';
 
 export const METRICS_FILE = 'metrics.jsonl';
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -77,6 +78,12 @@ export interface SftTrainerOptions {
   resume?: boolean;
   /** Batch length padded up to a multiple of this. Default 8. */
   padMultiple?: number;
+  /**
+   * CPU threads computing gradients (data parallel, src/model/data-parallel.ts): wasm runs on one
+   * core in Node, so 2 uses a 2-core machine fully. Losses then differ from threads=1 by float
+   * rounding; runs with the same thread count are identical. Default 1.
+   */
+  threads?: number;
   /** A "train" progress bar (steps). */
   progress?: ProgressSink;
   /** Called after every logged metrics line (tests, custom reporting). */
@@ -173,6 +180,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
   const perEpoch = options.examplesPerEpoch;
   if (perEpoch !== undefined) positiveInt('examplesPerEpoch', perEpoch);
   const heldout = options.heldout ?? [];
+  const threads = positiveInt('threads', options.threads ?? 1);
   if (!model.config.heads.includes('lm')) throw new InvalidOptionError('model.heads', 'the SFT trainer needs a model with an "lm" head');
   const cfg = model.config;
   const collateOptions = { padId: tokenizer.padId, imageTokens: imageTokenCount(cfg), pixelsPerImage: cfg.vision.imageSize ** 2 * 3, padMultiple };
@@ -203,110 +211,127 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       } else {
         await writeFile(metricsFile, '');
       }
-      const bar = options.progress?.start('train', { total: steps, unit: 'steps' });
-      bar?.update(state.step);
-
-      let tokens = 0;
-      let lossTokens = 0;
-      let trainMs = 0;
-      let stepsHere = 0;
-      let skipped = 0;
-      let unused = 0;
-      let toSkip = state.batches;
-      let lastHeldout: number | undefined;
-      // interval accumulators for the metrics line
-      let iLoss = 0;
-      let iNorm = 0;
-      let iSteps = 0;
-      let iTokens = 0;
-      let iMs = 0;
-      let lastLoss = NaN;
-      const began = performance.now();
-
-      const save = async (): Promise<void> => {
-        await saveCheckpoint(checkpointDir, { model, tokenizer, optimizer, state: { ...state } });
-      };
-      const log = async (heldoutLossValue?: number): Promise<void> => {
-        if (iSteps === 0 && heldoutLossValue === undefined) return;
-        const m: SftMetrics = {
-          step: state.step,
-          loss: iSteps > 0 ? iLoss / iSteps : lastLoss,
-          lr: schedule(Math.max(0, state.step - 1)),
-          grad_norm: iSteps > 0 ? iNorm / iSteps : NaN,
-          tokens_per_s: iMs > 0 ? Math.round((iTokens * 1000) / iMs) : 0,
-          ...(perEpoch ? { epoch: Math.round((state.examples / perEpoch) * 1000) / 1000 } : {}),
-          elapsed_s: Math.round(performance.now() - began) / 1000,
-          ...(heldoutLossValue !== undefined ? { heldout_loss: heldoutLossValue } : {}),
-        };
-        if (iSteps > 0) lastLoss = m.loss;
-        iLoss = iNorm = iSteps = iTokens = iMs = 0;
-        await appendFile(metricsFile, JSON.stringify(m) + '\n');
-        options.onLog?.(m);
-      };
-
-      for await (const examples of input) {
-        if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
-        if (toSkip > 0) { toSkip--; continue; }
-        if (state.step >= steps) { unused++; continue; }
-        if (examples.length === 0) continue;
-        const t0 = performance.now();
-        const batch = collate(examples, collateOptions);
-        const real = realTokens(batch);
-        const r = trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm });
-        const ms = performance.now() - t0;
-        state.step++;
-        state.batches++;
-        state.examples += examples.length;
-        stepsHere++;
-        trainMs += ms;
-        tokens += real;
-        lossTokens += r.tokens;
-        if (r.skipped) skipped++;
-        if (Number.isFinite(r.loss)) { iLoss += r.loss; iNorm += r.gradNorm; iSteps++; }
-        iTokens += real;
-        iMs += ms;
-        const tps = iMs > 0 ? (iTokens * 1000) / iMs : 0;
-        const note = `step ${state.step}/${steps} loss ${Number.isFinite(r.loss) ? r.loss.toFixed(3) : r.loss} ${Math.round(tps)} tok/s`;
-        bar?.update(state.step, note);
-        ctx.note(note);
-
-        const last = state.step === steps;
-        const evalNow = heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last);
-        if (evalNow) {
-          lastHeldout = heldoutLoss(model, heldout);
-          await log(lastHeldout);
-        } else if (state.step % logEvery === 0 || last) await log();
-        if ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || last) await save();
-        options.onStep?.(state.step);
+      const parallel = threads > 1 ? await createDataParallel(model, { threads, backend: tf.getBackend() }) : undefined;
+      try {
+        return await loop(input, ctx, optimizer, state, resumedFrom, parallel);
+      } finally {
+        await parallel?.close();
+        optimizer.dispose();
       }
-      if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
-      if (stepsHere > 0 && state.step < steps) {
-        // the data ran out before `steps`: still end with a checkpoint and a held-out loss
-        if (heldout.length > 0) lastHeldout = heldoutLoss(model, heldout);
-        await log(lastHeldout);
-        await save();
-      } else if (stepsHere === 0 && heldout.length > 0) {
-        lastHeldout = heldoutLoss(model, heldout);
-      }
-      bar?.stop();
-      optimizer.dispose();
-      return {
-        steps: state.step,
-        resumed_from: resumedFrom,
-        examples: state.examples,
-        tokens,
-        loss_tokens: lossTokens,
-        ...(perEpoch ? { epochs: Math.round((state.examples / perEpoch) * 1000) / 1000 } : {}),
-        final_loss: iSteps > 0 ? iLoss / iSteps : lastLoss,
-        ...(lastHeldout !== undefined ? { heldout_loss: lastHeldout } : {}),
-        tokens_per_s: trainMs > 0 ? Math.round((tokens * 1000) / trainMs) : 0,
-        ms_per_step: stepsHere > 0 ? Math.round((trainMs / stepsHere) * 10) / 10 : 0,
-        train_s: Math.round(trainMs) / 1000,
-        skipped_updates: skipped,
-        unused_batches: unused,
-        checkpoint: checkpointDir,
-        parameters: model.parameterCount(),
-      };
     },
   };
+
+  async function loop(input: AsyncIterable<TrainExample[]>, ctx: SinkContext, optimizer: AdamW, state: TrainerState, resumedFrom: number, parallel: DataParallel | undefined): Promise<SftTrainerSummary> {
+    const bar = options.progress?.start('train', { total: steps, unit: 'steps' });
+    bar?.update(state.step);
+
+    let tokens = 0;
+    let lossTokens = 0;
+    let trainMs = 0;
+    let stepsHere = 0;
+    let skipped = 0;
+    let unused = 0;
+    let toSkip = state.batches;
+    let lastHeldout: number | undefined;
+    // interval accumulators for the metrics line
+    let iLoss = 0;
+    let iNorm = 0;
+    let iSteps = 0;
+    let iTokens = 0;
+    let iMs = 0;
+    let lastLoss = NaN;
+    const began = performance.now();
+
+    const save = async (): Promise<void> => {
+      await saveCheckpoint(checkpointDir, { model, tokenizer, optimizer, state: { ...state } });
+    };
+    const log = async (heldoutLossValue?: number): Promise<void> => {
+      if (iSteps === 0 && heldoutLossValue === undefined) return;
+      const m: SftMetrics = {
+        step: state.step,
+        loss: iSteps > 0 ? iLoss / iSteps : lastLoss,
+        lr: schedule(Math.max(0, state.step - 1)),
+        grad_norm: iSteps > 0 ? iNorm / iSteps : NaN,
+        tokens_per_s: iMs > 0 ? Math.round((iTokens * 1000) / iMs) : 0,
+        ...(perEpoch ? { epoch: Math.round((state.examples / perEpoch) * 1000) / 1000 } : {}),
+        elapsed_s: Math.round(performance.now() - began) / 1000,
+        ...(heldoutLossValue !== undefined ? { heldout_loss: heldoutLossValue } : {}),
+      };
+      if (iSteps > 0) lastLoss = m.loss;
+      iLoss = iNorm = iSteps = iTokens = iMs = 0;
+      await appendFile(metricsFile, JSON.stringify(m) + '\n');
+      options.onLog?.(m);
+    };
+
+    for await (const examples of input) {
+      if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
+      if (toSkip > 0) { toSkip--; continue; }
+      if (state.step >= steps) { unused++; continue; }
+      if (examples.length === 0) continue;
+      const t0 = performance.now();
+      let real = 0;
+      let r: StepResult;
+      if (parallel) {
+        const parts = splitRows(examples, parallel.threads).map((rows) => collate(rows, collateOptions));
+        for (const b of parts) real += realTokens(b);
+        r = await parallel.step(parts, optimizer, { lr: schedule(state.step), clipNorm });
+      } else {
+        const batch = collate(examples, collateOptions);
+        real = realTokens(batch);
+        r = trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm });
+      }
+      const ms = performance.now() - t0;
+      state.step++;
+      state.batches++;
+      state.examples += examples.length;
+      stepsHere++;
+      trainMs += ms;
+      tokens += real;
+      lossTokens += r.tokens;
+      if (r.skipped) skipped++;
+      if (Number.isFinite(r.loss)) { iLoss += r.loss; iNorm += r.gradNorm; iSteps++; }
+      iTokens += real;
+      iMs += ms;
+      const tps = iMs > 0 ? (iTokens * 1000) / iMs : 0;
+      const note = `step ${state.step}/${steps} loss ${Number.isFinite(r.loss) ? r.loss.toFixed(3) : r.loss} ${Math.round(tps)} tok/s`;
+      bar?.update(state.step, note);
+      ctx.note(note);
+
+      const last = state.step === steps;
+      const evalNow = heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last);
+      if (evalNow) {
+        lastHeldout = heldoutLoss(model, heldout);
+        await log(lastHeldout);
+      } else if (state.step % logEvery === 0 || last) await log();
+      if ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || last) await save();
+      options.onStep?.(state.step);
+    }
+    if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
+    if (stepsHere > 0 && state.step < steps) {
+      // the data ran out before `steps`: still end with a checkpoint and a held-out loss
+      if (heldout.length > 0) lastHeldout = heldoutLoss(model, heldout);
+      await log(lastHeldout);
+      await save();
+    } else if (stepsHere === 0 && heldout.length > 0) {
+      lastHeldout = heldoutLoss(model, heldout);
+    }
+    bar?.stop();
+    return {
+      steps: state.step,
+      resumed_from: resumedFrom,
+      examples: state.examples,
+      tokens,
+      loss_tokens: lossTokens,
+      ...(perEpoch ? { epochs: Math.round((state.examples / perEpoch) * 1000) / 1000 } : {}),
+      final_loss: iSteps > 0 ? iLoss / iSteps : lastLoss,
+      ...(lastHeldout !== undefined ? { heldout_loss: lastHeldout } : {}),
+      tokens_per_s: trainMs > 0 ? Math.round((tokens * 1000) / trainMs) : 0,
+      ms_per_step: stepsHere > 0 ? Math.round((trainMs / stepsHere) * 10) / 10 : 0,
+      train_s: Math.round(trainMs) / 1000,
+      skipped_updates: skipped,
+      unused_batches: unused,
+      checkpoint: checkpointDir,
+      parameters: model.parameterCount(),
+    };
+  }
 }

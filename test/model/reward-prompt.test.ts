@@ -129,3 +129,14 @@ test('bad input: empty response, <image> in the response, bad options', (t) => {
   const e4 = t.throws(() => encodeRewardPrompt(tok, record, { facts: 'yes' as unknown as boolean, seed: 1, imageTokens: 4 }));
   t.regex(e4!.message, /option "facts"/);
 });
+
+test('maxFacts keeps the first captions of the seeded order', (t) => {
+  const order = orderFacts(record.id, CAPTIONS, 1);
+  const two = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxFacts: 2 });
+  t.is(two.factsKept, 2);
+  t.is(two.factsGiven, 3);
+  t.is(tok.decode(two.ids.slice(two.response[1])), evaluationText(order.slice(0, 2)));
+  const zero = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxFacts: 0 });
+  t.deepEqual(zero.ids, encodeRewardPrompt(tok, record, { facts: false, seed: 1, imageTokens: 4 }).ids);
+  t.regex(t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxFacts: -1 }))!.message, /maxFacts/);
+});

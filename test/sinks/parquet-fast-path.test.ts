@@ -10,7 +10,8 @@ import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { conversationSchema } from '../../schemas/conversation.ts';
 import type { FieldSpec } from '../../schemas/field.ts';
-import { encodeParquet, PARQUET_CODECS, type ParquetCodec } from '../../sinks/parquet-encoder.ts';
+import { snappyCompress as referenceSnappy } from 'hyparquet-writer/src/snappy.js';
+import { encodeParquet, PARQUET_CODECS, snappyCompress, type ParquetCodec } from '../../sinks/parquet-encoder.ts';
 import { Rng } from '../../src/stream/random.ts';
 import { makeConversations } from './sink-harness.ts';
 
@@ -27,6 +28,22 @@ test('conversations: byte-identical to hyparquet-writer, one or many row groups'
   const records = makeConversations(1200, 9);
   same(t, conversationSchema.fields, records);
   same(t, conversationSchema.fields, records, 333);
+});
+
+test('the snappy port writes what the snappy of hyparquet-writer writes', (t) => {
+  const rng = new Rng(21);
+  const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.of(7), Buffer.from('abcdabcdabcdabc'), Buffer.from('short')];
+  // random bytes (long literals), runs (long copies), text (short copies), far repeats (offsets past 2048 and 65535)
+  inputs.push(Uint8Array.from({ length: 70_000 }, () => rng.int(256)));
+  inputs.push(Uint8Array.from({ length: 5000 }, (_, i) => (i < 2500 ? 1 : rng.int(3))));
+  inputs.push(Buffer.from(makeConversations(300, 6).map((r) => JSON.stringify(r)).join('\n')));
+  const block = Uint8Array.from({ length: 3000 }, () => rng.int(256));
+  const far = new Uint8Array(3000 + 70_000 + 3000);
+  far.set(block, 0);
+  far.set(Uint8Array.from({ length: 70_000 }, () => rng.int(256)), 3000);
+  far.set(block, 73_000);
+  inputs.push(far, far.subarray(0, 6100));
+  for (const input of inputs) t.true(Buffer.from(snappyCompress(input)).equals(Buffer.from(referenceSnappy(input))), `input of ${input.length} bytes`);
 });
 
 test('every codec gives the reference bytes', (t) => {

@@ -149,6 +149,17 @@ test.serial('bad records are rejected with a reason and their location; training
   t.true(failed!.message.includes('memory.jsonl:9') && failed!.message.includes('stage "tokenize"'), failed!.message);
 });
 
+test.serial('threads=2 (data parallel): the same losses as one thread up to float rounding', async (t) => {
+  const one = await train(path.join(root, 'run-t1'), { steps: 6 });
+  const two = await train(path.join(root, 'run-t2'), { steps: 6, threads: 2 });
+  t.is(two.summary.steps, 6);
+  one.metrics.forEach((m, i) => {
+    const m2 = two.metrics[i]!;
+    t.true(Math.abs(m.loss - m2.loss) < 1e-4 * Math.max(1, m.loss), `step ${m.step}: ${m.loss} vs ${m2.loss}`);
+    t.true(Math.abs(m.grad_norm - m2.grad_norm) < 1e-3 * Math.max(1, m.grad_norm), `step ${m.step} norm: ${m.grad_norm} vs ${m2.grad_norm}`);
+  });
+});
+
 test('options are checked before any stream exists', (t) => {
   const model = createModel(config, { seed: 1 });
   try {
