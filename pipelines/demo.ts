@@ -64,7 +64,7 @@ export default definePipeline({
           reward_model: at(facts ? 'rm-fact' : 'rm-vanilla'),
           prompts: at('rl-prompts'),
           world,
-          facts,
+          // facts=auto: the reward model reads facts exactly when it was trained with them
           kl_coef: p.kl_coef,
           ...opt('steps', p.ppo_steps),
         });

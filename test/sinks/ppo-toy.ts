@@ -9,8 +9,14 @@ import { resolveModelConfig, TINY_MODEL_CONFIG, type ModelConfig } from '../../s
 import { createLivePolicy, type LivePolicy } from '../../src/model/live-policy.ts';
 import { createModel, type MultimodalModel } from '../../src/model/multimodal-model.ts';
 import { tokenizerFromJson, type TextTokenizer } from '../../src/model/tokenizer.ts';
+import path from 'node:path';
 import type { Source, Stage } from '../../src/stream/stage.ts';
-import type { RolloutRecord } from '../../transforms/rollout.ts';
+import { batch } from '../../src/stream/batch.ts';
+import { runFlow } from '../../src/stream/flow.ts';
+import { tee } from '../../src/stream/tee.ts';
+import { ppoTrainer, type PpoResult, type PpoTrainerOptions } from '../../sinks/ppo-trainer.ts';
+import { rolloutJournal } from '../../sinks/rollout-journal.ts';
+import { rollout, type RolloutRecord } from '../../transforms/rollout.ts';
 
 const CORPUS = ['red circle?', 'blue square', 'a green star', 'two shapes', 'the left one'];
 
@@ -80,3 +86,39 @@ export function countScorer(target: number, scale = 1, options: { name?: string 
     },
   };
 }
+
+/** The run the resume tests interrupt (in process and with kill -9) and compare. */
+export const RESUME_RUN = { steps: 6, batchSize: 4, journal: true, seed: 11, trainer: { checkpointEvery: 2, minibatchSize: 2 } } as const;
+
+export interface ToyRun {
+  /** Scorer stage instead of the count scorer. */
+  scorer?: Stage<RolloutRecord[], RolloutRecord[]>;
+  toy: Toy;
+  out: string;
+  steps: number;
+  batchSize: number;
+  scale?: number;
+  seed?: number;
+  journal?: boolean;
+  trainer?: Partial<PpoTrainerOptions>;
+}
+
+/** source -> batch -> rollout -> count scorer [-> tee(journal)] -> ppo-trainer */
+export async function runToy(r: ToyRun) {
+  const { toy, out, steps, batchSize } = r;
+  const journal = r.journal ? rolloutJournal<RolloutRecord>({ file: path.join(out, 'rollouts.jsonl'), policy: toy.policy }) : undefined;
+  const stages: Stage<never, unknown>[] = [
+    batch(batchSize) as Stage<never, unknown>,
+    rollout({ policy: toy.policy, batchSize, maxResponseTokens: 8 }) as Stage<never, unknown>,
+    (r.scorer ?? countScorer(toy.target, r.scale ?? 1)) as Stage<never, unknown>,
+  ];
+  if (journal) stages.push(tee(journal.consume, { name: 'journal' }) as Stage<never, unknown>);
+  const sink = ppoTrainer({
+    policy: toy.policy, reference: toy.reference, value: toy.value, out, steps,
+    lr: 5e-3, minibatchSize: batchSize,
+    beforeCheckpoint: journal ? (step) => journal.flushedBefore(step) : undefined,
+    ...r.trainer,
+  });
+  return runFlow<PpoResult>({ source: cyclingSource(toyPrompts(5)), stages, sink: sink as never }, { seed: r.seed ?? 3, deadLetterPath: path.join(out, 'rejected.jsonl') });
+}
+

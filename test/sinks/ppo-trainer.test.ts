@@ -1,6 +1,8 @@
 import test from 'ava';
 import { mkdtemp, readFile, readdir, rm, mkdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -14,7 +16,7 @@ import type { Stage } from '../../src/stream/stage.ts';
 import { rollout, type RolloutRecord } from '../../transforms/rollout.ts';
 import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoResult, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
 import { rolloutJournal } from '../../sinks/rollout-journal.ts';
-import { countScorer, cyclingSource, makeToy, toyPrompts, type Toy } from './ppo-toy.ts';
+import { countScorer, makeToy, RESUME_RUN, runToy, toyPrompts, type Toy } from './ppo-toy.ts';
 import { fakeSinkContext } from './sink-harness.ts';
 
 tf.env().set('PROD', true);
@@ -34,37 +36,21 @@ function deterministic(m: PpoMetrics): Record<string, unknown> {
   return out;
 }
 
-interface ToyRun {
-  /** Scorer stage instead of the count scorer. */
-  scorer?: Stage<RolloutRecord[], RolloutRecord[]>;
-  toy: Toy;
-  out: string;
-  steps: number;
-  batchSize: number;
-  scale?: number;
-  seed?: number;
-  journal?: boolean;
-  trainer?: Partial<PpoTrainerOptions>;
+let wholeRun: Promise<string> | undefined;
+/** The uninterrupted resume-test run (made once, compared by both resume tests). */
+function uninterrupted(): Promise<string> {
+  wholeRun ??= (async () => {
+    const out = await tmp();
+    const toy = makeToy();
+    await runToy({ ...RESUME_RUN, toy, out });
+    toy.dispose();
+    return out;
+  })();
+  return wholeRun;
 }
-
-/** source -> batch -> rollout -> count scorer [-> tee(journal)] -> ppo-trainer */
-async function runToy(r: ToyRun) {
-  const { toy, out, steps, batchSize } = r;
-  const journal = r.journal ? rolloutJournal<RolloutRecord>({ file: path.join(out, 'rollouts.jsonl'), policy: toy.policy }) : undefined;
-  const stages: Stage<never, unknown>[] = [
-    batch(batchSize) as Stage<never, unknown>,
-    rollout({ policy: toy.policy, batchSize, maxResponseTokens: 8 }) as Stage<never, unknown>,
-    (r.scorer ?? countScorer(toy.target, r.scale ?? 1)) as Stage<never, unknown>,
-  ];
-  if (journal) stages.push(tee(journal.consume, { name: 'journal' }) as Stage<never, unknown>);
-  const sink = ppoTrainer({
-    policy: toy.policy, reference: toy.reference, value: toy.value, out, steps,
-    lr: 5e-3, minibatchSize: batchSize,
-    beforeCheckpoint: journal ? (step) => journal.flushedBefore(step) : undefined,
-    ...r.trainer,
-  });
-  return runFlow<PpoResult>({ source: cyclingSource(toyPrompts(5)), stages, sink: sink as never }, { seed: r.seed ?? 3, deadLetterPath: path.join(out, 'rejected.jsonl') });
-}
+test.after.always(async () => {
+  if (wholeRun) await rm(await wholeRun, { recursive: true, force: true });
+});
 
 const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -112,11 +98,8 @@ test.serial('toy task: reward rises far with KL held below a bound at kl_coef 0.
 });
 
 test.serial('resume: interrupted after 3 steps (checkpoint at 2), the rerun continues to the same metrics, journal and weights as an uninterrupted run', async (t) => {
-  const opts = { steps: 6, batchSize: 4, journal: true, seed: 11, trainer: { checkpointEvery: 2, minibatchSize: 2 } };
-  const whole = await tmp();
-  const toyA = makeToy();
-  await runToy({ ...opts, toy: toyA, out: whole });
-  toyA.dispose();
+  const opts = RESUME_RUN;
+  const whole = await uninterrupted();
 
   const resumed = await tmp();
   const toyB = makeToy();
@@ -150,8 +133,38 @@ test.serial('resume: interrupted after 3 steps (checkpoint at 2), the rerun cont
   t.is(checkpoint.state.step, 6);
   model.dispose();
   t.deepEqual((await readdir(resumed)).filter((n) => n.startsWith('checkpoint')), ['checkpoint']);
-  await rm(whole, { recursive: true, force: true });
   await rm(resumed, { recursive: true, force: true });
+});
+
+test.serial('resume after kill -9: the rerun continues from the last checkpoint to the metrics and weights of an uninterrupted run', async (t) => {
+  const whole = await uninterrupted();
+  const out = await tmp();
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ppo-kill-child.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, out, '400'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<string | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+  // kill once step 3 is written: checkpoint 2 exists, step 3's rollouts and metrics are past it
+  const until = Date.now() + 240_000;
+  for (;;) {
+    const lines = await readFile(path.join(out, 'metrics.jsonl'), 'utf8').then((x) => x.trim().split('\n').length, () => 0);
+    if (lines >= 3) break;
+    if (Date.now() > until || child.exitCode !== null) { child.kill('SIGKILL'); t.fail(`child did not reach step 3: ${stderr}`); return; }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  t.is(await exited, 'SIGKILL', 'the run finished before it could be killed');
+  const killedAt = (await readMetrics(out)).length;
+  t.true(killedAt >= 3 && killedAt < 6, `killed after ${killedAt} steps`);
+
+  const toy = makeToy();
+  const flow = await runToy({ ...RESUME_RUN, toy, out });
+  toy.dispose();
+  t.true(flow.result.resumed_from >= 2 && flow.result.resumed_from <= killedAt, `resumed from ${flow.result.resumed_from}`);
+  t.deepEqual((await readMetrics(out)).map(deterministic), (await readMetrics(whole)).map(deterministic));
+  t.is(await readFile(path.join(out, 'rollouts.jsonl'), 'utf8'), await readFile(path.join(whole, 'rollouts.jsonl'), 'utf8'));
+  t.true((await readFile(path.join(out, 'checkpoint', 'model.safetensors'))).equals(await readFile(path.join(whole, 'checkpoint', 'model.safetensors'))));
+  await rm(out, { recursive: true, force: true });
 });
 
 test.serial('a stage that drops a whole batch (every rollout rejected by scoring): that step has no update and training goes on', async (t) => {
