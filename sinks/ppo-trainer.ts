@@ -223,10 +223,15 @@ function checkOptions(o: PpoTrainerOptions): Settings {
   }
   if (!o.reference.config.heads.includes('lm')) throw new InvalidOptionError('ppo.reference', 'has no "lm" head');
   if (!o.value.params.has('head.value.weight')) throw new InvalidOptionError('ppo.value', 'has no value head', { fix: "load it with heads: ['value'] (a fresh zero head on the reward model's trunk)" });
-  const v = o.policy.model.config.language.vocabSize;
-  if (o.reference.config.language.vocabSize !== v) throw new InvalidOptionError('ppo.reference', `vocabulary ${o.reference.config.language.vocabSize} differs from the policy's ${v}`);
-  if (o.value.config.language.contextLength < o.policy.model.config.language.contextLength) {
-    throw new InvalidOptionError('ppo.value', `context ${o.value.config.language.contextLength} is shorter than the policy's ${o.policy.model.config.language.contextLength}`);
+  // the reference and the value model read the policy's sequences and images
+  const pc = o.policy.model.config;
+  for (const k of ['reference', 'value'] as const) {
+    const c = o[k].config;
+    const why = c.language.vocabSize !== pc.language.vocabSize ? `vocabulary ${c.language.vocabSize} differs from the policy's ${pc.language.vocabSize}`
+      : c.language.contextLength < pc.language.contextLength ? `context ${c.language.contextLength} is shorter than the policy's ${pc.language.contextLength}`
+        : c.vision.imageSize !== pc.vision.imageSize || c.vision.patchSize !== pc.vision.patchSize ? `images of ${c.vision.imageSize} px in ${c.vision.patchSize} px patches, the policy's are ${pc.vision.imageSize} in ${pc.vision.patchSize}`
+          : null;
+    if (why) throw new InvalidOptionError(`ppo.${k}`, why, { fix: 'use models trained from the same SFT checkpoint' });
   }
   if (typeof o.out !== 'string' || o.out === '') throw new InvalidOptionError('ppo.out', 'must be a folder path');
   if (o.adaptiveKl !== undefined && o.adaptiveKl !== null) {
@@ -363,7 +368,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
       return 0;
     }
     const loaded = await loadCheckpoint(found);
-    const state = loaded.state as { kind?: unknown; step?: unknown; kl_controller?: KLControllerState };
+    const state = loaded.state as { kind?: unknown; step?: unknown; seed?: unknown; kl_controller?: KLControllerState };
     if (state.kind !== 'ppo' || typeof state.step !== 'number' || !Number.isInteger(state.step) || state.step < 0) {
       throw new CheckpointError('not a PPO checkpoint (trainer_state.json has no PPO step)', { file: loaded.dir, fix: `use a new output folder, or delete ${ckDir} to start over` });
     }
@@ -378,17 +383,18 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
     restoreOptimizer(valueOpt!, v);
     if (state.kl_controller) kl.restore(state.kl_controller);
     await cutMetrics(metricsFile, state.step);
-    ctx.note(`resumed from step ${state.step}`);
+    ctx.note(`resumed from step ${state.step}${typeof state.seed === 'number' && state.seed !== ctx.seed ? ` (saved with seed ${state.seed}, this run has ${ctx.seed}: the rest of the run follows the new seed)` : ''}`);
     return state.step;
   }
 
-  async function save(step: number): Promise<void> {
+  async function save(step: number, seed: number): Promise<void> {
     await options.beforeCheckpoint?.(step);
     const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
     const next = path.join(out, `${PPO_CHECKPOINT_DIR}.next-${tag}`);
     await saveCheckpoint(next, {
       model: policy.model, tokenizer: tok, optimizer: policyOpt,
-      state: { kind: 'ppo', step, kl_controller: kl.state(), settings: { ...s, scaling: s.scaling } },
+      // no generator state to keep: rollout sampling and minibatch order derive from (seed, step)
+      state: { kind: 'ppo', step, seed, rng: 'derived from (seed, step)', kl_controller: kl.state(), settings: { ...s, scaling: s.scaling } },
     });
     await saveCheckpoint(path.join(next, VALUE_DIR), { model: value, tokenizer: tok, optimizer: valueOpt, state: { kind: 'ppo-value', step } });
     // both models swap in together; a kill in between leaves checkpoint.old-* (found on resume)
@@ -580,7 +586,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
         last = metrics;
         ctx.note(`step ${done}/${s.steps}: reward ${metrics.reward_mean.toFixed(3)}, kl ${metrics.kl_mean.toFixed(4)}`);
         if ((s.checkpointEvery > 0 && done % s.checkpointEvery === 0) || done === s.steps) {
-          await save(done);
+          await save(done, ctx.seed);
           saved = done;
         }
         await options.afterStep?.(metrics);
@@ -633,7 +639,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
           // the last batch dropped before the trainer
           if (policy.version > done) await recordLost(policy.version);
         }
-        if (saved !== done || !(await exists(path.join(ckDir, CONFIG_FILE)))) await save(done);
+        if (saved !== done || !(await exists(path.join(ckDir, CONFIG_FILE)))) await save(done, ctx.seed);
         const total = time.generation + time.scoring + time.update;
         const share = (x: number): number => (total > 0 ? x / total : 0);
         return {

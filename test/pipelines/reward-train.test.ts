@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
 import rewardTrain from '../../pipelines/reward-train.ts';
 import { runPipeline } from '../../src/pipeline/run-pipeline.ts';
 import { runFlow } from '../../src/stream/flow.ts';
@@ -19,6 +20,8 @@ import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { REWARD_PROMPT_CORPUS } from '../../src/model/reward-prompt.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
+
+tf.env().set('PROD', true);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 let tmp: string;
