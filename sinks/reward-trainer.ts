@@ -42,7 +42,9 @@ import {
   rewardForward,
   scoreExamples,
   type RewardItem,
+  type RewardPromptSettings,
 } from '../src/model/reward-model.ts';
+import type { FactsPosition } from '../src/model/reward-prompt.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import { computeGradients, applyGradients, disposeGradients } from '../src/model/train-step.ts';
@@ -84,6 +86,8 @@ export interface RewardTrainerOptions {
   out: string;
   /** Fact-RLHF (captions in the prompt) or vanilla RLHF. */
   facts: boolean;
+  /** Where the captions go in the prompt (reward-prompt.ts); default `after` the response. */
+  factsPosition?: FactsPosition;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -207,7 +211,7 @@ export async function evaluatePreferences(
   tokenizer: TextTokenizer,
   images: ImageLoader,
   records: readonly Preference[],
-  settings: { facts: boolean; seed: number; maxLength?: number; batchSize?: number },
+  settings: RewardPromptSettings & { batchSize?: number },
 ): Promise<HeldoutReport> {
   let right = 0;
   let hallRight = 0;
@@ -299,7 +303,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
-      const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength };
+      const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength, factsPosition: options.factsPosition };
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {

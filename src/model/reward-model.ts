@@ -11,7 +11,7 @@ import { loadModel, type LoadedCheckpoint } from './checkpoint.ts';
 import { collate, type TrainExample } from './collate.ts';
 import { imageTokenCount } from './config.ts';
 import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
-import { encodeRewardPrompt } from './reward-prompt.ts';
+import { encodeRewardPrompt, type FactsPosition } from './reward-prompt.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 
 /** One response to score. */
@@ -36,6 +36,8 @@ export interface RewardPromptSettings {
   maxLength?: number;
   /** At most this many captions. Default: all that fit. */
   maxFacts?: number;
+  /** Where the captions go (reward-prompt.ts); default `after` the response. */
+  factsPosition?: FactsPosition;
 }
 
 export interface ScoreOptions extends RewardPromptSettings {
@@ -77,7 +79,7 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
   const enc = encodeRewardPrompt(
     tok,
     { id: item.id, turns: item.turns, response: item.response, facts: item.facts, endedWithEos: item.endedWithEos },
-    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts },
+    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts, factsPosition: settings.factsPosition },
   );
   const example = {
     id: item.id,
