@@ -33,7 +33,7 @@ import { readManifest } from '../schemas/manifest.ts';
 import { conversationSchema, type Conversation } from '../schemas/conversation.ts';
 import { shardSource } from '../sources/shards.ts';
 import { repeatEpochs } from '../sources/repeat-epochs.ts';
-import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
+import { SHAPES_WORLD_FILES, isShapesWorld } from '../sources/shapes-world.ts';
 import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
@@ -105,6 +105,7 @@ export default definePipeline({
     log_every: { type: 'number', default: 10, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
     eval_images: { type: 'number', default: 0, min: 0, integer: true, description: 'held-out images asked about (0: all held-out and eval images)' },
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
+    threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
   },
   async run(ctx) {
@@ -116,10 +117,11 @@ export default definePipeline({
 
     // ---- data ---------------------------------------------------------------------------------
     const worldParams = p.world_images === WORLD_DEFAULT_IMAGES ? {} : { images: p.world_images };
-    let worldDir = path.resolve(p.world);
+    // a complete world (world.json written last) is used as it is, whatever it was made with, as
+    // the other pipelines do: every stage of the recipe then sees the same world
+    const worldDir = (await isShapesWorld(p.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world, worldParams)).out;
     let dataDir: string;
     if (p.data === '') {
-      worldDir = (await ctx.ensure('shapes-world', p.world, worldParams)).out;
       // inputs named explicitly, so sft-mix does not (re)make a world of its own
       dataDir = (await ctx.ensure('sft-mix', p.mix, {
         vqav2: path.join(worldDir, 'vqav2'),
@@ -131,7 +133,6 @@ export default definePipeline({
       })).out;
     } else {
       dataDir = path.resolve(p.data);
-      if (!(await exists(path.join(worldDir, SHAPES_WORLD_FILES.world)))) worldDir = (await ctx.ensure('shapes-world', p.world, worldParams)).out;
     }
     const imageRoot = p.images === '' ? path.join(worldDir, 'images') : path.resolve(p.images);
     const manifest = await readManifest(dataDir);
@@ -209,6 +210,7 @@ export default definePipeline({
           optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
           checkpointEvery: p.checkpoint_every, evalEvery: p.eval_every, logEvery: p.log_every,
           heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress,
+          threads: backend.name === 'wasm' || backend.name === 'cpu' ? p.threads : 1,
         }),
       }, { name: 'train' });
       train = flow.result;
