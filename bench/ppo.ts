@@ -98,7 +98,7 @@ export const bench: BenchFn = async ({ quick }) => {
       ] as Stage<never, unknown>[],
       sink: ppoTrainer({
         policy, reference, value, out: dir, steps,
-        minibatchSize: num(P.minibatch_size, 4), ppoEpochs: num(P.ppo_epochs, 2), lr: num(P.lr, 1e-4), warmupSteps: num(P.warmup, 5),
+        minibatchSize: num(P.minibatch_size, 4), ppoEpochs: num(P.ppo_epochs, 2), lr: num(P.lr, 1e-4), valueLr: num(P.value_lr, 0) > 0 ? num(P.value_lr, 0) : num(P.lr, 1e-4), warmupSteps: num(P.warmup, 5),
         beforeCheckpoint: (step) => journal.flushedBefore(step),
       }) as never,
     }, { seed: 1, deadLetterPath: path.join(dir, 'rejected.jsonl') });

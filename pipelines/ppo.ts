@@ -80,7 +80,7 @@ export default definePipeline({
     minibatch_size: { type: 'number', default: 4, min: 1, integer: true, description: 'rollouts per gradient step' },
     ppo_epochs: { type: 'number', default: 2, min: 1, integer: true, description: 'passes over each rollout batch (LLaVA-RLHF: 2)' },
     lr: { type: 'number', default: 1e-4, min: 0, description: 'policy learning rate (after warmup)' },
-    value_lr: { type: 'number', default: 0, min: 0, description: 'value-model learning rate (0: lr)' },
+    value_lr: { type: 'number', default: 1e-3, min: 0, description: 'value-model learning rate (0: lr); the zero head must reach returns of ~10 (rewards x10) within the run' },
     warmup: { type: 'number', default: 5, min: 0, integer: true, description: 'PPO steps of linear learning-rate warmup' },
     clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
     kl_coef: { type: 'number', default: 0.1, min: 0, description: 'per-token KL penalty coefficient (LLaVA-RLHF: 0.1, fixed)' },

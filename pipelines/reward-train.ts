@@ -8,12 +8,15 @@
  *   npx pipeline run pipelines/reward-train.ts --set preferences=runs/preference --set sft=runs/sft-train
  *
  * Steps: (1) the SFT run (`sft=`, default made in runs/sft-train) and the preference shards
- * (`preferences=`, default made in runs/preference from the SFT run's shapes world, inputs named
- * explicitly so no other world is made); (2) a held-out share of the pairs, split by image (both
- * pairs of an image on one side), seeded by the run seed, so facts=true and facts=false runs
- * with one seed are measured on the same pairs; (3) training: shards read `epochs` times, each
- * pass shuffled -> the rest of the split -> batches -> reward-trainer (metrics.jsonl,
- * checkpoint/ = the best held-out accuracy, last/ for resuming).
+ * (`preferences=`, default made from the SFT run's shapes world, inputs named explicitly so the
+ * preference pipeline makes no world of its own; `preference_per_image` > the world's asks for
+ * a sibling world with the same seed and parameters but more pairs on the same held-out
+ * images); (2) a held-out share of the pairs, split by image (all pairs of an image on one
+ * side), seeded by the run seed, so facts=true and facts=false runs with one seed are measured
+ * on the same pairs; (3) training: shards read `epochs` times, each pass shuffled -> the rest
+ * of the split -> batches -> reward-trainer (metrics.jsonl, checkpoint/ = the best held-out
+ * accuracy, last/ for resuming). The reward prompt is longer than the policy's conversations,
+ * so `context` may extend the SFT model's position table.
  *
  * `summary.json` -> `result`: `facts`, `heldout.accuracy`, `heldout.hallucination_pair_accuracy`
  * (pairs where exactly one response names an absent object), `checkpoint`.

@@ -38,7 +38,7 @@ import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
 import { evaluateShapesAccuracy, heldoutLossBatches } from '../transforms/shapes-heldout-eval.ts';
-import { CHECKPOINT_DIR, METRICS_FILE, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
+import { CHECKPOINT_DIR, METRICS_FILE, heldoutLoss, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
 
 /** Shapes-world images in the default world (the shapes-world pipeline's default). */
 const WORLD_DEFAULT_IMAGES = 300;
@@ -226,7 +226,7 @@ export default definePipeline({
     bar.stop();
     const { answers, ...scores } = report;
     await writeFile(path.join(ctx.out, 'heldout_answers.jsonl'), answers.map((a) => JSON.stringify(a)).join('\n') + '\n');
-    const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? (await import('../sinks/sft-trainer.ts')).heldoutLoss(model, heldout) : undefined);
+    const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? heldoutLoss(model, heldout) : undefined);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     ctx.log(`sft-train: held-out yes/no ${pct(scores.yesno_accuracy)} (${scores.yesno.total}), multiple choice ${pct(scores.multichoice_accuracy)} (${scores.multichoice.total})`);
     model.dispose();

@@ -13,8 +13,12 @@
  * so the losses that follow equal those of an uninterrupted run. metrics.jsonl is cut back to
  * the checkpoint's step first.
  *
+ * With `threads` > 1 each step's rows are split over worker threads holding model replicas
+ * (src/model/data-parallel.ts): wasm is single-threaded in Node, so this is what uses a second core.
+ *
  * After `steps` steps the rest of the input is drained without training (so every stage's counts
- * still add up). One step never runs with a partly restored model: abort checks sit between steps.
+ * still add up). Aborts are checked between steps, so a checkpoint is never half-written by us
+ * (saveCheckpoint is atomic besides).
  */
 import { mkdir, readFile, stat, writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -49,6 +49,8 @@ export interface LoadedRewardModel {
   model: MultimodalModel;
   tokenizer: TextTokenizer;
   checkpoint: LoadedCheckpoint;
+  /** How it was trained to read prompts (trainer_state.json; null / `after` when not recorded). */
+  prompt: { facts: boolean | null; factsPosition: FactsPosition };
 }
 
 /**
@@ -64,7 +66,12 @@ export async function loadRewardModel(dir: string, options: { label?: string } =
       fix: 'point at the checkpoint/ folder written by pipelines/reward-train.ts',
     });
   }
-  return { model, tokenizer: checkpoint.tokenizer, checkpoint };
+  const state = checkpoint.state as { facts?: unknown; facts_position?: unknown };
+  const prompt = {
+    facts: typeof state.facts === 'boolean' ? state.facts : null,
+    factsPosition: (state.facts_position === 'before' ? 'before' : 'after') as FactsPosition,
+  };
+  return { model, tokenizer: checkpoint.tokenizer, checkpoint, prompt };
 }
 
 function maxLengthOf(model: MultimodalModel, settings: RewardPromptSettings): number {

@@ -8,14 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { FactflowError } from '../../src/errors.ts';
 import { loadModel } from '../../src/model/checkpoint.ts';
-import { runFlow } from '../../src/stream/flow.ts';
-import { batch } from '../../src/stream/batch.ts';
-import { tee } from '../../src/stream/tee.ts';
 import { Rng } from '../../src/stream/random.ts';
 import type { Stage } from '../../src/stream/stage.ts';
-import { rollout, type RolloutRecord } from '../../transforms/rollout.ts';
-import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoResult, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
-import { rolloutJournal } from '../../sinks/rollout-journal.ts';
+import type { RolloutRecord } from '../../transforms/rollout.ts';
+import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
 import { countScorer, makeToy, RESUME_RUN, runToy, toyPrompts, type Toy } from './ppo-toy.ts';
 import { fakeSinkContext } from './sink-harness.ts';
 

@@ -1,0 +1,64 @@
+import test from 'ava';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sftTrain from '../../pipelines/sft-train.ts';
+import { runPipeline } from '../../src/pipeline/run-pipeline.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let tmp: string;
+test.before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-sft-train-'));
+});
+test.after.always(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** A tiny model on a tiny world: every stage of the pipeline, in seconds. */
+const TINY = {
+  world_images: 24, steps: 4, batch_size: 4, warmup: 1, image_size: 16, patch_size: 8, vision_width: 16, vision_layers: 1, vision_heads: 2,
+  width: 16, layers: 1, heads: 2, max_length: 192, vocab_size: 256, checkpoint_every: 2, eval_every: 2, log_every: 1,
+  eval_images: 2, heldout_loss_questions: 4, threads: 1,
+};
+
+test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only evaluates the finished checkpoint', async (t) => {
+  const out = path.join(tmp, 'sft');
+  const params = { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix') };
+  const summary = await runPipeline(sftTrain, { out, params, backend: 'wasm', cwd: ROOT });
+  const result = summary.result as {
+    heldout: { loss: number; yesno_accuracy: number; multichoice_accuracy: number; questions: number };
+    parameters: { total: number }; backend: { name: string }; tokens_per_s: number; train: { steps: number }; world: string;
+  };
+  t.is(result.train.steps, 4);
+  t.true(result.heldout.loss > 0);
+  t.true(result.heldout.yesno_accuracy >= 0 && result.heldout.yesno_accuracy <= 1);
+  t.true(result.heldout.multichoice_accuracy >= 0 && result.heldout.multichoice_accuracy <= 1);
+  t.true(result.heldout.questions > 0);
+  t.true(result.parameters.total > 0);
+  t.is(result.backend.name, 'wasm');
+  t.true(result.tokens_per_s > 0);
+  t.is(result.world, path.join(tmp, 'world'));
+  const onDisk = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as { result: typeof result };
+  t.is(onDisk.result.heldout.yesno_accuracy, result.heldout.yesno_accuracy);
+  const metrics = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+  t.deepEqual(metrics.map((m) => m.step), [1, 2, 3, 4]);
+  for (const f of ['checkpoint/model.safetensors', 'checkpoint/optimizer.safetensors', 'checkpoint/config.json', 'checkpoint/tokenizer.json', 'tokenizer.json', 'heldout_answers.jsonl']) {
+    t.true((await stat(path.join(out, f))).size > 0, f);
+  }
+  // the mix was made with A-OKVQA in the direct format the held-out questions use
+  const mixRun = JSON.parse(await readFile(path.join(tmp, 'mix', 'summary.json'), 'utf8')) as { params: { aokvqa_mode: string } };
+  t.is(mixRun.params.aokvqa_mode, 'direct');
+
+  const logs: string[] = [];
+  const again = await runPipeline(sftTrain, { out, params, backend: 'wasm', cwd: ROOT, log: (m) => logs.push(m) });
+  t.true(logs.some((l) => l.includes('has finished 4 steps')), logs.join('\n'));
+  t.is((again.result as typeof result).heldout.yesno_accuracy, result.heldout.yesno_accuracy);
+});
+
+test('bad params fail before any work', async (t) => {
+  const err = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad'), params: { ...TINY, image_size: 20, patch_size: 8 }, cwd: ROOT }));
+  t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.true(err!.message.includes('image_size'));
+});
