@@ -13,7 +13,7 @@ test.after.always(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-// the real benchmark's layout (README of /work/shared/realdata): keys in this order, 2-space indent
+// the real benchmark's layout (README of ../shared/realdata): keys in this order, 2-space indent
 const REAL_STYLE = {
   question_type: 'attribute',
   question_topic: 'animal',
