@@ -105,7 +105,6 @@ export default definePipeline({
     patience: { type: 'number', default: 0, min: 0, integer: true, description: 'evaluations without a better held-out accuracy before stopping (0: never early)' },
     log_every: { type: 'number', default: 5, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
     context: { type: 'number', default: 384, min: 0, integer: true, description: 'reward model context; longer than the SFT model\'s extends its position table (0: the SFT model\'s)' },
-    facts_position: { type: 'enum', default: 'after', values: ['after', 'before'], description: 'captions after the response in the evaluation request (LLaVA-RLHF) or before it, after the question' },
     max_length: { type: 'number', default: 0, min: 0, integer: true, description: 'longest reward prompt (0: the context); captions are cut first, never the response' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/last when it exists (and was trained with the same facts setting)' },
   },
@@ -157,7 +156,7 @@ export default definePipeline({
       source: repeatEpochs({ source: shards(), epochs, name: 'preferences' }),
       stages: [split<Preference>({ ...splitOptions, take: 'rest' }), batch<Preference>(p.batch_size)] as never[],
       sink: rewardTrainer({
-        sft: sftCheckpoint, out: ctx.out, facts: p.facts, factsPosition: p.facts_position, imageRoot,
+        sft: sftCheckpoint, out: ctx.out, facts: p.facts, imageRoot,
         steps, lr: p.lr, warmup: Math.min(p.warmup, steps), minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
         optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
         heldout, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,

@@ -45,7 +45,6 @@ import {
   type RewardItem,
   type RewardPromptSettings,
 } from '../src/model/reward-model.ts';
-import type { FactsPosition } from '../src/model/reward-prompt.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import { computeGradients, applyGradients, disposeGradients } from '../src/model/train-step.ts';
@@ -87,8 +86,6 @@ export interface RewardTrainerOptions {
   out: string;
   /** Fact-RLHF (captions in the prompt) or vanilla RLHF. */
   facts: boolean;
-  /** Where the captions go in the prompt (reward-prompt.ts); default `after` the response. */
-  factsPosition?: FactsPosition;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -163,7 +160,6 @@ interface TrainerState {
   examples: number;
   seed: number;
   facts: boolean;
-  facts_position: FactsPosition;
   best_step: number;
   best_accuracy: number;
   best_loss: number;
@@ -280,8 +276,6 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (options.promptSeed !== undefined && !Number.isInteger(options.promptSeed)) throw new InvalidOptionError('promptSeed', `must be an integer, got ${options.promptSeed}`);
   if (options.maxLength !== undefined) nonNegativeInt('maxLength', options.maxLength, false);
   if (options.contextLength !== undefined) nonNegativeInt('contextLength', options.contextLength, false);
-  const factsPosition: FactsPosition = options.factsPosition ?? 'after';
-  if (factsPosition !== 'after' && factsPosition !== 'before') throw new InvalidOptionError('factsPosition', `must be "after" or "before", got ${JSON.stringify(factsPosition)}`);
   const heldout = options.heldout ?? [];
   if (!Array.isArray(heldout)) throw new InvalidOptionError('heldout', 'expected an array of preference records');
   const checkpointDir = path.join(out, REWARD_CHECKPOINT_DIR);
@@ -294,11 +288,11 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       await mkdir(out, { recursive: true });
       let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
       if (resuming) {
-        // a run of another kind (facts on/off, captions placed elsewhere) is not continued but replaced
-        let saved: { facts?: unknown; facts_position?: unknown } = {};
+        // a run of the other kind (facts on/off) in this folder is not continued but replaced
+        let saved: { facts?: unknown } = {};
         try { saved = JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as typeof saved; } catch { /* checked below */ }
-        if ((typeof saved.facts === 'boolean' && saved.facts !== options.facts) || (saved.facts_position ?? 'after') !== factsPosition) {
-          ctx.note(`${lastDir} was trained with facts=${String(saved.facts)} (${String(saved.facts_position ?? 'after')}); starting a fresh facts=${options.facts} model`);
+        if (typeof saved.facts === 'boolean' && saved.facts !== options.facts) {
+          ctx.note(`${lastDir} was trained with facts=${saved.facts}; starting a fresh facts=${options.facts} model`);
           resuming = false;
         }
       }
@@ -307,11 +301,11 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
-      const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength, factsPosition };
+      const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength };
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {
-        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_position: factsPosition,
+        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts,
         best_step: 0, best_accuracy: -1, best_loss: 1e30, stale: 0, stopped_early: false, best_heldout: null,
       };
       let resumedFrom = 0;
@@ -387,7 +381,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         const better = report.accuracy > state.best_accuracy || (report.accuracy === state.best_accuracy && report.loss < state.best_loss - 1e-3);
         if (better) {
           Object.assign(state, { best_step: state.step, best_accuracy: report.accuracy, best_loss: report.loss, stale: 0, best_heldout: report });
-          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_position: factsPosition, seed: ctx.seed, heldout: report } });
+          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: report } });
         } else {
           state.stale++;
           if (patience > 0 && state.stale >= patience) state.stopped_early = true;
@@ -473,7 +467,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         if (heldout.length === 0 && (stepsHere > 0 || !(await exists(path.join(checkpointDir, 'config.json'))))) {
           // nothing to select by: the final model is the kept one
           state.best_step = state.step;
-          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_position: factsPosition, seed: ctx.seed, heldout: null } });
+          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: null } });
         }
         if (heldout.length > 0 && state.best_heldout === null) await evaluate();
       } finally {

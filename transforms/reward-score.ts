@@ -22,7 +22,6 @@ import type { Turn } from '../src/model/chat-template.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { encodeRewardItem, scoreExamples, type RewardItem } from '../src/model/reward-model.ts';
-import type { FactsPosition } from '../src/model/reward-prompt.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import { resolveShapingCoefs, shapeReward, type ShapingCoefs } from '../src/rl/reward-shaping.ts';
 
@@ -56,8 +55,6 @@ export interface RewardScoreOptions {
   tokenizer: TextTokenizer;
   /** Fact-RLHF: the reward model reads the record's facts. Must match how it was trained. */
   facts: boolean;
-  /** Where the captions go; must match training (loadRewardModel's `prompt`). Default `after`. */
-  factsPosition?: FactsPosition;
   /** The policy's response-token limit (the length term's denominator). */
   maxResponseTokens: number;
   /** Image loader, or the folder the records' image paths are relative to. */
@@ -96,9 +93,6 @@ export function rewardScore<T extends RewardScoreInput>(options: RewardScoreOpti
   if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength > 0)) {
     throw new InvalidOptionError('maxLength', `must be a positive integer, got ${JSON.stringify(options.maxLength)}`);
   }
-  if (options.factsPosition !== undefined && options.factsPosition !== 'after' && options.factsPosition !== 'before') {
-    throw new InvalidOptionError('factsPosition', `must be "after" or "before", got ${JSON.stringify(options.factsPosition)}`);
-  }
   if (!options.images && (typeof options.imageRoot !== 'string' || options.imageRoot === '')) {
     throw new InvalidOptionError('imageRoot', 'give an image loader (images) or the image folder (imageRoot)');
   }
@@ -109,7 +103,7 @@ export function rewardScore<T extends RewardScoreInput>(options: RewardScoreOpti
     name,
     conserves: false,
     async *run(input, ctx) {
-      const settings = { facts: options.facts, seed: options.seed ?? ctx.seed, maxLength: options.maxLength, factsPosition: options.factsPosition };
+      const settings = { facts: options.facts, seed: options.seed ?? ctx.seed, maxLength: options.maxLength };
       for await (const batch of input) {
         // encode every record; the ones that cannot be scored are rejected here
         const kept: { record: T; example: ReturnType<typeof encodeRewardItem> }[] = [];

@@ -11,7 +11,7 @@ import { loadModel, type LoadedCheckpoint } from './checkpoint.ts';
 import { collate, type TrainExample } from './collate.ts';
 import { imageTokenCount } from './config.ts';
 import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
-import { encodeRewardPrompt, type FactsPosition } from './reward-prompt.ts';
+import { encodeRewardPrompt } from './reward-prompt.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 
 /** One response to score. */
@@ -36,8 +36,6 @@ export interface RewardPromptSettings {
   maxLength?: number;
   /** At most this many captions. Default: all that fit. */
   maxFacts?: number;
-  /** Where the captions go (reward-prompt.ts); default `after` the response. */
-  factsPosition?: FactsPosition;
 }
 
 export interface ScoreOptions extends RewardPromptSettings {
@@ -49,8 +47,8 @@ export interface LoadedRewardModel {
   model: MultimodalModel;
   tokenizer: TextTokenizer;
   checkpoint: LoadedCheckpoint;
-  /** How it was trained to read prompts (trainer_state.json; null / `after` when not recorded). */
-  prompt: { facts: boolean | null; factsPosition: FactsPosition };
+  /** Whether it was trained with facts (trainer_state.json; null when not recorded). */
+  facts: boolean | null;
 }
 
 /**
@@ -66,12 +64,8 @@ export async function loadRewardModel(dir: string, options: { label?: string } =
       fix: 'point at the checkpoint/ folder written by pipelines/reward-train.ts',
     });
   }
-  const state = checkpoint.state as { facts?: unknown; facts_position?: unknown };
-  const prompt = {
-    facts: typeof state.facts === 'boolean' ? state.facts : null,
-    factsPosition: (state.facts_position === 'before' ? 'before' : 'after') as FactsPosition,
-  };
-  return { model, tokenizer: checkpoint.tokenizer, checkpoint, prompt };
+  const facts = (checkpoint.state as { facts?: unknown }).facts;
+  return { model, tokenizer: checkpoint.tokenizer, checkpoint, facts: typeof facts === 'boolean' ? facts : null };
 }
 
 function maxLengthOf(model: MultimodalModel, settings: RewardPromptSettings): number {
@@ -86,7 +80,7 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
   const enc = encodeRewardPrompt(
     tok,
     { id: item.id, turns: item.turns, response: item.response, facts: item.facts, endedWithEos: item.endedWithEos },
-    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts, factsPosition: settings.factsPosition },
+    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts },
   );
   const example = {
     id: item.id,

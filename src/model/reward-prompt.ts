@@ -53,17 +53,8 @@ export interface RewardPromptOptions {
   maxLength?: number;
   /** At most this many captions (the first in the seeded order). Default: all. */
   maxFacts?: number;
-  /**
-   * Where the captions go: `after` the response, in the evaluation request (DESIGN.md, LLaVA-RLHF;
-   * the default), or `before` it, so that a small causal model
-   * reads them before the response it checks: at the end of the question answered. Same header
-   * sentence in both.
-   */
-  factsPosition?: FactsPosition;
   systemPrompt?: string;
 }
-
-export type FactsPosition = 'after' | 'before';
 
 export interface EncodedRewardPrompt {
   ids: number[];
@@ -88,9 +79,6 @@ function checkOptions(options: RewardPromptOptions): void {
   if (!Number.isInteger(options.imageTokens) || options.imageTokens < 0) throw new InvalidOptionError('imageTokens', `must be a non-negative integer, got ${String(options.imageTokens)}`);
   if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength > 0)) {
     throw new InvalidOptionError('maxLength', `must be a positive integer, got ${String(options.maxLength)}`);
-  }
-  if (options.factsPosition !== undefined && options.factsPosition !== 'after' && options.factsPosition !== 'before') {
-    throw new InvalidOptionError('factsPosition', `must be "after" or "before", got ${JSON.stringify(options.factsPosition)}`);
   }
   if (options.maxFacts !== undefined && !(Number.isInteger(options.maxFacts) && options.maxFacts >= 0)) {
     throw new InvalidOptionError('maxFacts', `must be a non-negative integer, got ${String(options.maxFacts)}`);
@@ -118,22 +106,14 @@ export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardP
   const system = options.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
   const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
   const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
-  const before = options.factsPosition === 'before';
   let text = '';
-  withFacts(input.turns, before ? captions : []).forEach((t, i) => {
+  input.turns.forEach((t, i) => {
     if (t.from === 'human') text += `${i === 0 ? `${system} ` : ''}USER: ${t.value.trim()} ASSISTANT:`;
     else text += ` ${t.value.trim()}</s>`;
   });
   const eos = input.endedWithEos === false ? '' : '</s>';
   text += ` ${input.response.trim()}${eos}`;
-  return text + (eos ? '' : ' ') + evaluationText(before ? [] : captions);
-}
-
-/** The prompt turns with the captions block after the question answered (factsPosition `before`). */
-function withFacts(turns: readonly Turn[], captions: readonly string[]): readonly Turn[] {
-  if (captions.length === 0 || turns.length === 0) return turns;
-  const last = turns[turns.length - 1]!;
-  return [...turns.slice(0, -1), { from: last.from, value: `${last.value.trimEnd()}\n${FACTS_HEADER}\n${captions.join('\n')}` }];
+  return text + (eos ? '' : ' ') + evaluationText(captions);
 }
 
 /**
@@ -147,23 +127,17 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
   const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
   const max = options.maxLength ?? Number.POSITIVE_INFINITY;
-  const before = options.factsPosition === 'before';
+  const prompt = encodePrompt(tok, input.turns, { imageTokens: options.imageTokens, systemPrompt: options.systemPrompt });
   const response = tok.encode(input.response.trim());
   if (input.endedWithEos !== false) response.push(tok.eosId);
-  // captions are dropped from the end of their order until the whole prompt fits
-  const build = (kept: number) => {
-    const prompt = encodePrompt(tok, withFacts(input.turns, before ? captions.slice(0, kept) : []), { imageTokens: options.imageTokens, systemPrompt: options.systemPrompt });
-    const evaluation = tok.encode(evaluationText(before ? [] : captions.slice(0, kept)));
-    return { prompt, evaluation, length: prompt.ids.length + response.length + evaluation.length };
-  };
-  let kept = captions.length;
-  let built = build(kept);
-  while (kept > 0 && built.length > max) built = build(--kept);
-  const { prompt, evaluation } = built;
   const start = prompt.ids.length;
   const end = start + response.length;
-  if (built.length > max) {
-    throw new BadRecordError(`reward prompt has ${built.length} tokens without facts (response ${response.length}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
+  // the evaluation text is one piece; captions are dropped from the end of their order until it fits
+  let kept = captions.length;
+  let evaluation = tok.encode(evaluationText(captions));
+  while (kept > 0 && end + evaluation.length > max) evaluation = tok.encode(evaluationText(captions.slice(0, --kept)));
+  if (end + evaluation.length > max) {
+    throw new BadRecordError(`reward prompt has ${end + evaluation.length} tokens without facts (response ${response.length}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
       fix: 'shorten the conversation or the response, or use a model with a longer context',
     });
   }

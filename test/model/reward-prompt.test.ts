@@ -141,21 +141,3 @@ test('maxFacts keeps the first captions of the seeded order', (t) => {
   t.regex(t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxFacts: -1 }))!.message, /maxFacts/);
 });
 
-test('factsPosition "before": the captions follow the question, before the response; the request has no captions', (t) => {
-  const order = orderFacts(record.id, CAPTIONS, 1);
-  const text = rewardPromptText(record, { facts: true, seed: 1, factsPosition: 'before' });
-  t.is(
-    text,
-    `${VICUNA_SYSTEM_PROMPT} USER: <image>\nDescribe the image in detail.\n${FACTS_HEADER}\n${order.join('\n')} ASSISTANT: There is a red circle and a green star.</s>` +
-      `USER: ${REWARD_REQUEST} ${REWARD_CLOSING}`,
-  );
-  const enc = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsPosition: 'before' });
-  t.deepEqual(enc.ids.slice(enc.response[0], enc.response[1]), [...tok.encode(record.response), tok.eosId]);
-  t.is(tok.decode(enc.ids.slice(enc.response[1])), evaluationText([]));
-  t.is(enc.factsKept, 3);
-  // truncation drops captions here too, never the response
-  const vanilla = encodeRewardPrompt(tok, record, { facts: false, seed: 1, imageTokens: 4 });
-  const none = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsPosition: 'before', maxLength: vanilla.ids.length + 2 });
-  t.deepEqual(none.ids, vanilla.ids);
-  t.regex(t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsPosition: 'middle' as 'before' }))!.message, /factsPosition/);
-});
