@@ -87,7 +87,10 @@ function checkOptions(options: RewardPromptOptions): void {
 
 function checkInput(input: RewardPromptInput): void {
   if (typeof input?.id !== 'string') throw new BadRecordError('reward prompt: record has no string id');
-  if (typeof input.response !== 'string' || input.response.trim() === '') throw new BadRecordError('reward prompt: the response is empty', { fix: 'score only non-empty responses' });
+  if (typeof input.response !== 'string') throw new BadRecordError('reward prompt: the response is not a string');
+  // an immediate </s> is a real answer (the policy chose to say nothing) and must be scored, or PPO
+  // could never learn that it is bad; empty text that did not end with </s> has no token at all
+  if (input.response.trim() === '' && input.endedWithEos === false) throw new BadRecordError('reward prompt: the response is empty and did not end with </s>', { fix: 'score only responses with at least one token' });
   if (input.response.includes(IMAGE_TAG)) throw new BadRecordError(`reward prompt: the response holds ${IMAGE_TAG}`, { fix: 'remove <image> from responses' });
 }
 

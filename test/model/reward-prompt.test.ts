@@ -119,8 +119,12 @@ test('a prompt too long without any caption is a BadRecordError giving the lengt
 });
 
 test('bad input: empty response, <image> in the response, bad options', (t) => {
-  const e1 = t.throws(() => encodeRewardPrompt(tok, { ...record, response: '  ' }, { facts: true, seed: 1, imageTokens: 4 }));
+  const e1 = t.throws(() => encodeRewardPrompt(tok, { ...record, response: '  ', endedWithEos: false }, { facts: true, seed: 1, imageTokens: 4 }));
   t.is((e1 as { code?: string }).code, 'FF_ERR_BAD_RECORD');
+  t.regex(e1!.message, /empty and did not end with <\/s>/);
+  // an immediate </s> is scored: the response is the single </s> token
+  const eosOnly = encodeRewardPrompt(tok, { ...record, response: '', endedWithEos: true }, { facts: true, seed: 1, imageTokens: 4 });
+  t.deepEqual(eosOnly.ids.slice(eosOnly.response[0], eosOnly.response[1]), [tok.eosId]);
   const e2 = t.throws(() => rewardPromptText({ ...record, response: '<image> hi' }, { facts: true, seed: 1 }));
   t.is((e2 as { code?: string }).code, 'FF_ERR_BAD_RECORD');
   const e3 = t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxLength: 0 }));

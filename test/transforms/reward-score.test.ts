@@ -105,14 +105,14 @@ test.serial('bad rollouts are rejected with a reason and left out of their batch
     rec({ id: 'nan', response_tokens: Number.NaN }),
     rec({ id: 'long', response: long }),
     rec({ id: 'type', caption_type: 9 }),
-  ], [rec({ id: 'empty', response: ' ' })]], true);
-  t.deepEqual(out.map((b) => b.map((r) => r.id)), [['ok']]);
+  ], [rec({ id: 'empty', response: ' ', ended_with_eos: false }), rec({ id: 'eos-only', response: '', response_tokens: 1 })]], true);
+  t.deepEqual(out.map((b) => b.map((r) => r.id)), [['ok'], ['eos-only']]);
   const reasons = Object.fromEntries(ctx.rejected.map((r) => [(r.record as Rec).id, r.reason]));
   t.deepEqual(Object.keys(reasons).sort(), ['empty', 'long', 'nan', 'type']);
   t.regex(reasons['nan']!, /response_tokens/);
   t.regex(reasons['long']!, /over the limit 192/);
   t.regex(reasons['type']!, /caption_type 9/);
-  t.regex(reasons['empty']!, /response is empty/);
+  t.regex(reasons['empty']!, /response is empty and did not end with <\/s>/);
 });
 
 test('options are checked when the stage is made', (t) => {
