@@ -136,6 +136,20 @@ async function tryOne(name: BackendName, load: (s: string) => Promise<unknown>, 
  */
 export async function selectBackend(choice: BackendChoice = 'auto', options: SelectBackendOptions = {}): Promise<BackendSelection> {
   if (!BACKEND_CHOICES.includes(choice)) throw new InvalidOptionError('backend', `must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(choice)}`);
+  // the same choice again in one process (the demo selects once per stage) keeps the backend it
+  // took: probing WebGPU again costs seconds and makes Dawn print its warnings each time
+  if (options.importModule === undefined && lastSelection?.choice === choice && tf.getBackend() === lastSelection.selection.name) {
+    options.log?.(`backend ${lastSelection.selection.name} (${lastSelection.selection.detail}; already selected)`);
+    return lastSelection.selection;
+  }
+  const selection = await probe(choice, options);
+  if (options.importModule === undefined) lastSelection = { choice, selection };
+  return selection;
+}
+
+let lastSelection: { choice: BackendChoice; selection: BackendSelection } | undefined;
+
+async function probe(choice: BackendChoice, options: SelectBackendOptions): Promise<BackendSelection> {
   const load = options.importModule ?? defaultImport;
   // PROD silences tfjs's console advice (only src/cli prints) and skips debug checks
   tf.env().set('PROD', true);

@@ -67,3 +67,11 @@ test.serial('named backends that exist are taken without fallback', async (t) =>
   t.is((await selectBackend('cpu')).name, 'cpu');
   t.is((await selectBackend('wasm')).name, 'wasm');
 });
+
+test.serial('the same choice again keeps the backend it took, without probing again', async (t) => {
+  const logs: string[] = [];
+  const first = await selectBackend('wasm');
+  const again = await selectBackend('wasm', { log: (m) => logs.push(m) });
+  t.is(again, first);
+  t.deepEqual(logs, [`backend wasm (${first.detail}; already selected)`]);
+});
