@@ -25,7 +25,7 @@ import { aokvqaSource } from '../sources/aokvqa.ts';
 import { vqav2Source } from '../sources/vqav2.ts';
 import { cocoCaptionsSource } from '../sources/coco-captions.ts';
 import { convertedSource } from '../sources/converted-source.ts';
-import { aokvqaMultichoice, DEFAULT_AOKVQA_IMAGE_PATH } from '../transforms/aokvqa-multichoice.ts';
+import { aokvqaMultichoice, DEFAULT_AOKVQA_IMAGE_PATH, type AokvqaMode } from '../transforms/aokvqa-multichoice.ts';
 import { vqav2Multiround } from '../transforms/vqav2-multiround.ts';
 import { holdout } from '../transforms/holdout.ts';
 import { toRlPrompt } from '../transforms/to-rl-prompt.ts';
@@ -111,7 +111,7 @@ export default definePipeline({
         source: convertedSource<RlPrompt>({
           name: 'aokvqa', source: aokvqaSource({ file: files }), limit: p.aokvqa_prompts,
           stages: [
-            aokvqaMultichoice({ mode: p.aokvqa_mode as 'direct' | 'reasoning', imagePath: aokvqaImagePath }),
+            aokvqaMultichoice({ mode: p.aokvqa_mode as AokvqaMode, imagePath: aokvqaImagePath }),
             toRlPrompt({ lengthBonus: p.length_bonus_aokvqa, name: 'aokvqa-to-rl-prompt' }),
           ] as Stage<never, unknown>[],
         }),

@@ -31,7 +31,7 @@ import { flickr30kEntitiesSource } from '../sources/flickr30k-entities.ts';
 import { llavaInstructSource } from '../sources/llava-instruct.ts';
 import { convertedSource } from '../sources/converted-source.ts';
 import { vqav2Multiround } from '../transforms/vqav2-multiround.ts';
-import { aokvqaMultichoice, DEFAULT_AOKVQA_IMAGE_PATH } from '../transforms/aokvqa-multichoice.ts';
+import { aokvqaMultichoice, DEFAULT_AOKVQA_IMAGE_PATH, type AokvqaMode } from '../transforms/aokvqa-multichoice.ts';
 import { flickr30kSpotting } from '../transforms/flickr30k-spotting.ts';
 import { holdout } from '../transforms/holdout.ts';
 import { imageCheck } from '../transforms/image-check.ts';
@@ -77,7 +77,7 @@ export default definePipeline({
     flickr30k_max: { type: 'number', default: 23000, min: 0, integer: true, description: 'most Flickr30k conversations (paper: 23k)' },
     llava_max: { type: 'number', default: 0, min: 0, integer: true, description: 'most LLaVA conversations; 0: all not held out' },
     aokvqa_split: { type: 'enum', default: 'train', values: ['train', 'val', 'all'], description: 'A-OKVQA files to read (rl-prompts uses val)' },
-    aokvqa_mode: { type: 'enum', default: 'reasoning', values: ['direct', 'reasoning'], description: 'A-OKVQA answers: the letter, or a rationale then "So the correct option is X."' },
+    aokvqa_mode: { type: 'enum', default: 'reasoning', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers: the letter, a rationale then "So the correct option is X.", or each question one of the two (seeded)' },
     aokvqa_rounds: { type: 'number', default: 1, min: 1, integer: true, description: 'A-OKVQA questions of one image per conversation' },
     aokvqa_image_path: { type: 'string', default: '', description: `A-OKVQA image path template; empty: ${DEFAULT_AOKVQA_IMAGE_PATH} (the shapes world: coco/train2017/{image_id:012}.jpg)` },
     flickr30k_captions: { type: 'enum', default: 'first', values: ['first', 'all'], description: 'Flickr30k captions per image: the first that converts, or all five' },
@@ -132,7 +132,7 @@ export default definePipeline({
       const imagePath = p.aokvqa_image_path !== '' ? p.aokvqa_image_path : p.aokvqa === '' ? 'coco/train2017/{image_id:012}.jpg' : DEFAULT_AOKVQA_IMAGE_PATH;
       add('aokvqa', p.aokvqa_max, convertedSource<Conversation>({
         name: 'aokvqa', source: aokvqaSource({ file: files }), limit: p.aokvqa_max,
-        stages: [aokvqaMultichoice({ mode: p.aokvqa_mode as 'direct' | 'reasoning', maxRounds: p.aokvqa_rounds, imagePath })] as Stage<never, unknown>[],
+        stages: [aokvqaMultichoice({ mode: p.aokvqa_mode as AokvqaMode, maxRounds: p.aokvqa_rounds, imagePath })] as Stage<never, unknown>[],
       }));
     }
     if (flickrDir && p.flickr30k_max > 0) {

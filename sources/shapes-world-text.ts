@@ -527,7 +527,9 @@ export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng)
         return [`Is there ${objectPhrase(o, { size: false })} in the image?`, `Yes, there is ${objectPhrase(o)} ${positionPhrase(o.position)}.`];
       }
       const k = absentKind(gt, cooc, rng, new Set());
-      return [`Is there ${objectPhrase(k, { size: false })} in the image?`, `No, there is no ${k.color} ${k.shape} in the image.`];
+      // the answer goes on to say what is there: an answer that restates the evidence teaches a
+      // small model to look before it says yes or no (one that says only "no" leaves it guessing)
+      return [`Is there ${objectPhrase(k, { size: false })} in the image?`, `No, there is no ${k.color} ${k.shape} in the image. ${listObjects(objs, gt.background, rng, false)}`];
     },
     () => ['What color is the background?', `The background is ${gt.background}.`],
     () => {

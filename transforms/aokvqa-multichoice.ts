@@ -7,7 +7,10 @@
  * Reasoning mode: the same options, another instruction, and the answer is a rationale
  * followed by ` So the correct option is D.` (the PPO correctness check looks for
  * "correct option is X."). Which rationale: the first (default), all of them, or one picked
- * by a seeded hash of the question id.
+ * by a seeded hash of the question id. Mixed mode: each question is asked one way or the other,
+ * by a seeded hash of its id (about half each), as LLaVA-1.5 mixes answer formats: the
+ * rationale answers restate what the image shows before the letter, which a small model learns
+ * from far sooner than from letters alone, and the direct ones keep the short format asked.
  *
  * Rounds: with `maxRounds` > 1 the questions of one image become the rounds of one
  * conversation (the first turn alone holds `<image>`). Questions are grouped by image over
@@ -26,10 +29,10 @@ import type { Conversation, Turn } from '../schemas/conversation.ts';
 import type { AokvqaItem } from '../schemas/aokvqa-item.ts';
 import { compileImagePath } from './vqav2-multiround.ts';
 
-export type AokvqaMode = 'direct' | 'reasoning';
+export type AokvqaMode = 'direct' | 'reasoning' | 'mixed';
 
 export interface AokvqaMultichoiceOptions {
-  /** `direct` (answer is the letter) or `reasoning` (rationale, then "So the correct option is X."); default `direct`. */
+  /** `direct` (answer is the letter), `reasoning` (rationale, then "So the correct option is X.") or `mixed` (each question one of the two, by a seeded hash); default `direct`. */
   readonly mode?: AokvqaMode;
   /** The last line of the question; default per mode (see DIRECT_INSTRUCTION / REASONING_INSTRUCTION). */
   readonly instruction?: string;
@@ -115,8 +118,11 @@ export interface AokvqaMeta {
 /** A-OKVQA questions -> multiple-choice conversations (see the module comment). */
 export function aokvqaMultichoice(options: AokvqaMultichoiceOptions = {}): Stage<AokvqaItem, Conversation> & { readonly conserves?: false } {
   const mode = options.mode ?? 'direct';
-  if (mode !== 'direct' && mode !== 'reasoning') throw new InvalidOptionError('mode', `must be "direct" or "reasoning", got ${JSON.stringify(mode)}`);
-  const instruction = options.instruction ?? (mode === 'direct' ? DIRECT_INSTRUCTION : REASONING_INSTRUCTION);
+  if (mode !== 'direct' && mode !== 'reasoning' && mode !== 'mixed') throw new InvalidOptionError('mode', `must be "direct", "reasoning" or "mixed", got ${JSON.stringify(mode)}`);
+  if (mode === 'mixed' && options.instruction !== undefined) {
+    throw new InvalidOptionError('instruction', 'mixed mode asks each question with its own mode\'s instruction', { fix: 'leave instruction out, or choose mode direct or reasoning' });
+  }
+  const instruction = options.instruction ?? (mode === 'reasoning' ? REASONING_INSTRUCTION : DIRECT_INSTRUCTION);
   if (typeof instruction !== 'string' || instruction.includes('<image>')) throw new InvalidOptionError('instruction', 'must be a string without "<image>"');
   const rationale = options.rationale ?? 'first';
   if (!['first', 'all', 'hash'].includes(rationale)) throw new InvalidOptionError('rationale', `must be "first", "all" or "hash", got ${JSON.stringify(rationale)}`);
@@ -129,9 +135,10 @@ export function aokvqaMultichoice(options: AokvqaMultichoiceOptions = {}): Stage
     const first = group[0]!;
     const turns: Turn[] = [];
     group.forEach((item, i) => {
-      const q = multichoicePrompt(item, instruction);
+      const asked = mode === 'mixed' ? ((hash32(`${item.question_id}#mode`, seed) & 1) === 0 ? 'direct' : 'reasoning') : mode;
+      const q = multichoicePrompt(item, mode === 'mixed' ? (asked === 'direct' ? DIRECT_INSTRUCTION : REASONING_INSTRUCTION) : instruction);
       turns.push({ from: 'human', value: i === 0 ? `<image>\n${q}` : q });
-      turns.push({ from: 'gpt', value: mode === 'direct' ? correctLetter(item) : reasoningAnswer(item, rationale, seed) });
+      turns.push({ from: 'gpt', value: asked === 'direct' ? correctLetter(item) : reasoningAnswer(item, rationale, seed) });
     });
     const meta: AokvqaMeta = {
       question_ids: group.map((g) => g.question_id),

@@ -77,6 +77,28 @@ test('bad input: correct_choice_idx out of range (and missing) is rejected with 
   t.regex(rejected[1]!.reason, /question_id bad2: no "correct_choice_idx"/);
 });
 
+test('mixed mode: each question asked one way or the other by a seeded hash, answer matching its instruction', async (t) => {
+  const base = (await items(VAL))[0]!;
+  const many = Array.from({ length: 60 }, (_, i) => ({ ...base, question_id: `q${i}` }));
+  const run = async (seed: number) => (await runStage(aokvqaMultichoice({ mode: 'mixed' }), many, { seed })).items.map((c) => c.conversations);
+  const a = await run(1);
+  t.is(a.length, 60);
+  let direct = 0;
+  for (const [q, answer] of a) {
+    if (q!.value.endsWith("Answer with the option's letter from the given choices directly.")) {
+      direct++;
+      t.is(answer!.value, 'D');
+    } else {
+      t.true(q!.value.endsWith('Explain your reasoning briefly, then state the correct option.'));
+      t.is(answer!.value, "He's smoking while riding. So the correct option is D.");
+    }
+  }
+  t.true(direct > 15 && direct < 45, `about half direct, got ${direct} of 60`);
+  t.deepEqual(await run(1), a, 'deterministic for a seed');
+  t.notDeepEqual(await run(2), a, 'another seed asks other questions each way');
+  t.throws(() => aokvqaMultichoice({ mode: 'mixed', instruction: 'Pick one.' }), { message: /option "instruction"/ });
+});
+
 test('options are checked at the factory', (t) => {
   t.throws(() => aokvqaMultichoice({ mode: 'cot' as never }), { message: /option "mode"/ });
   t.throws(() => aokvqaMultichoice({ maxRounds: 0 }), { message: /option "maxRounds"/ });
