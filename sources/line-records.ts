@@ -5,7 +5,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { BadInputError } from '../src/errors.ts';
-import { jsonArrayRecords, type JsonRecord } from './json-records.ts';
 
 const CHUNK = 1 << 20;
 
@@ -53,17 +52,6 @@ export async function* readLines(file: string, options: { signal?: AbortSignal }
 
 function stripCr(text: string): string {
   return text.endsWith('\r') ? text.slice(0, -1) : text;
-}
-
-/** @deprecated `JsonRecord` from `json-records.ts`; kept while `mmhal-template.ts` still imports it. */
-export type JsonItem = JsonRecord;
-
-/**
- * @deprecated Use `jsonArrayRecords(file, { key: null, signal })` from `json-records.ts`, the
- * project's one JSON splitter; this alias stays only until `mmhal-template.ts` switches.
- */
-export function jsonArrayItems(file: string, options: { signal?: AbortSignal } = {}): AsyncIterable<JsonRecord> {
-  return jsonArrayRecords(file, { key: null, signal: options.signal });
 }
 
 function readError(file: string, err: unknown): Error {

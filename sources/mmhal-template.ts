@@ -18,7 +18,7 @@ import { InvalidOptionError } from '../src/errors.ts';
 import { withOrigin } from '../src/stream/origin.ts';
 import type { InputFingerprint, Source, SourceContext } from '../src/stream/stage.ts';
 import { evalSchema, type EvalRecord } from '../schemas/eval.ts';
-import { jsonArrayItems } from './line-records.ts';
+import { jsonArrayRecords } from './json-records.ts';
 import { inputFile, isUrl, type HttpOptions } from './resolve-input.ts';
 
 export interface MmhalTemplateSourceOptions {
@@ -95,7 +95,7 @@ export function mmhalTemplateSource(options: MmhalTemplateSourceOptions): Source
     async *read(ctx: SourceContext): AsyncIterable<EvalRecord> {
       const { index: part, count: parts } = ctx.partition;
       const local = await input.local(ctx.signal);
-      for await (const { value, index, line, byteOffset } of jsonArrayItems(local, { signal: ctx.signal })) {
+      for await (const { value, index, line, byteOffset } of jsonArrayRecords(local, { key: null, signal: ctx.signal })) {
         if (parts > 1 && index % parts !== part) continue;
         const origin = { file: input.input, line, byteOffset, index };
         const rec = mmhalToEval(value, index, requireAnswer);

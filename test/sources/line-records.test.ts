@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsonArrayItems, readLines } from '../../sources/line-records.ts';
+import { readLines } from '../../sources/line-records.ts';
 
 async function tmpFile(name: string, text: string | Buffer): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ff-lines-'));
@@ -23,18 +23,6 @@ test('readLines: LF and CRLF, byte offsets, last line without newline', async (t
   t.deepEqual(lines.map((l) => l.text), ['ab', 'c', '', 'é', 'last']);
   t.deepEqual(lines.map((l) => l.line), [1, 2, 3, 4, 5]);
   t.deepEqual(lines.map((l) => l.byteOffset), [0, 4, 6, 7, 10]);
-});
-
-test('jsonArrayItems (deprecated) is jsonArrayRecords with key null', async (t) => {
-  const path = await tmpFile('a.json', '[{"a": 1},\n "b"]');
-  const items = await all(jsonArrayItems(path));
-  t.deepEqual(items, [
-    { value: { a: 1 }, byteOffset: 1, line: 1, index: 0 },
-    { value: 'b', byteOffset: 12, line: 2, index: 1 },
-  ]);
-  const err = await t.throwsAsync(all(jsonArrayItems(await tmpFile('cut.json', '[{"a": 1}, {"b": '))));
-  t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');
-  t.regex(err!.message, /cut\.json:1: byte 17: .*truncated/);
 });
 
 test('readLines: a missing file names the path', async (t) => {
