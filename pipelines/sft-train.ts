@@ -82,6 +82,7 @@ export default definePipeline({
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world (made if missing) for the default data and the held-out questions' },
     world_images: { type: 'number', default: WORLD_DEFAULT_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made' },
     mix: { type: 'path', default: 'runs/sft-mix-direct', description: 'where the default SFT mix is made (when data is empty)' },
+    aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the default mix: the letter (what the held-out questions ask), a rationale first, or each question one of the two' },
     steps: { type: 'number', default: 600, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the data (0: as many as steps need)' },
     batch_size: { type: 'number', default: 16, min: 1, integer: true, description: 'conversations per step' },
@@ -128,7 +129,7 @@ export default definePipeline({
         aokvqa: path.join(worldDir, 'aokvqa'),
         flickr30k: path.join(worldDir, 'flickr30k_entities'),
         llava: path.join(worldDir, SHAPES_WORLD_FILES.llava_instruct),
-        aokvqa_mode: 'direct',
+        aokvqa_mode: p.aokvqa_mode,
         aokvqa_image_path: 'coco/train2017/{image_id:012}.jpg',
       })).out;
     } else {
@@ -199,7 +200,7 @@ export default definePipeline({
       model = (await loadModel(checkpointDir)).model;
     } else {
       const flow = await ctx.flow({
-        source: repeatEpochs({ source: shards(), epochs, name: 'conversations' }),
+        source: repeatEpochs({ source: shards(), epochs, name: 'conversations', expectedRecords: steps * p.batch_size }),
         stages: [
           tokenizeConversation({ tokenizer, images, imageTokens: imageTokenCount(config), maxLength: p.max_length }),
           bucketBatch({ batchSize: p.batch_size }),

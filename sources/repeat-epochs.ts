@@ -17,6 +17,11 @@ export interface RepeatEpochsOptions<T> {
   /** Default: derived from the run seed. */
   seed?: number;
   name?: string;
+  /**
+   * Records the consumer will take at most (a trainer stopping after steps x batch): progress
+   * then counts towards this rather than towards every epoch, so its ETA is the training's.
+   */
+  expectedRecords?: number;
 }
 
 async function* shuffled<T>(input: AsyncIterable<T>, size: number, rng: Rng): AsyncGenerator<T> {
@@ -39,12 +44,14 @@ export function repeatEpochs<T>(options: RepeatEpochsOptions<T>): Source<T> {
   const buffer = options.shuffleBuffer ?? 10_000;
   if (!Number.isInteger(buffer) || buffer < 0) throw new InvalidOptionError('shuffleBuffer', `must be a non-negative integer, got ${buffer}`);
   if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidOptionError('seed', `must be an integer, got ${options.seed}`);
+  const expected = options.expectedRecords;
+  if (expected !== undefined && !(Number.isInteger(expected) && expected > 0)) throw new InvalidOptionError('expectedRecords', `must be a positive integer, got ${expected}`);
   const name = options.name ?? source.name;
   const repeated: Source<T> = {
     name,
     async *read(ctx: SourceContext) {
       const seed = options.seed ?? deriveSeed(ctx.seed, `epochs:${name}`);
-      const inner: SourceContext = { ...ctx, name: source.name, setTotal: (total) => ctx.setTotal(total * epochs) };
+      const inner: SourceContext = { ...ctx, name: source.name, setTotal: (total) => ctx.setTotal(expected === undefined ? total * epochs : Math.min(total * epochs, expected)) };
       for (let e = 0; e < epochs; e++) {
         ctx.note(`epoch ${e + 1}/${epochs}`);
         const records = source.read(inner);

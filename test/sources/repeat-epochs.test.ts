@@ -34,6 +34,19 @@ test('shuffleBuffer 0 keeps the source order; inputs pass through', async (t) =>
   t.deepEqual(await src.inputs!(), [{ path: 'n.txt', bytes: 5, sha256: 'x' }]);
 });
 
+test('the progress total is every epoch, or expectedRecords when that is smaller', async (t) => {
+  const totals = async (src: Source<{ i: number }>) => {
+    const seen: number[] = [];
+    const ctx = { name: 'x', seed: 1, signal: new AbortController().signal, note: () => {}, setTotal: (n: number) => seen.push(n) };
+    for await (const _ of src.read(ctx as never)) { /* drain */ }
+    return seen;
+  };
+  t.deepEqual(await totals(repeatEpochs({ source: numbers(5), epochs: 3 })), [15, 15, 15]);
+  t.deepEqual(await totals(repeatEpochs({ source: numbers(5), epochs: 3, expectedRecords: 7 })), [7, 7, 7]);
+  t.deepEqual(await totals(repeatEpochs({ source: numbers(5), epochs: 1, expectedRecords: 70 })), [5]);
+  t.throws(() => repeatEpochs({ source: numbers(1), epochs: 1, expectedRecords: 0 }), { code: 'FF_ERR_INVALID_OPTION', message: /"expectedRecords"/ });
+});
+
 test('options are checked at the factory', (t) => {
   t.throws(() => repeatEpochs({ source: numbers(1), epochs: 0 }), { code: 'FF_ERR_INVALID_OPTION', message: /"epochs"/ });
   t.throws(() => repeatEpochs({ source: numbers(1), epochs: 1, shuffleBuffer: -1 }), { code: 'FF_ERR_INVALID_OPTION', message: /"shuffleBuffer"/ });
