@@ -11,6 +11,7 @@
  * so a killed demo resumes where it stopped. The report (`report.json`, `report.md`, PNG charts)
  * goes to `<out>/`.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { deriveSeed } from '../src/stream/random.ts';
@@ -41,6 +42,9 @@ export default definePipeline({
     const opt = (key: string, value: number): Record<string, number> => (value > 0 ? { [key]: value } : {});
     const results: Record<string, EvaluateModelResult[]> = { sft: [], rlhf: [], fact_rlhf: [] };
     const ppoRuns: { label: string; file: string }[] = [];
+    // what the models stand on, per seed: a policy that does not see the images (chance held-out
+    // accuracy) or reward models near chance make the comparison below mean little
+    const upstream: string[] = [];
 
     for (let k = 0; k < p.seeds; k++) {
       const seed = k === 0 ? ctx.seed : deriveSeed(ctx.seed, `demo-seed-${k}`) % 1_000_000;
@@ -71,6 +75,8 @@ export default definePipeline({
         ppoRuns.push({ label: facts ? 'Fact-RLHF' : 'RLHF (vanilla RM)', file: path.join(at(step), 'metrics.jsonl') });
       }
 
+      upstream.push(await upstreamLine(k, at('sft'), at('rm-vanilla'), at('rm-fact')));
+
       const policies = { sft: at('sft'), rlhf: at('ppo-vanilla'), fact_rlhf: at('ppo-fact') } as const;
       for (const m of MODELS) {
         ctx.log(`evaluating ${m.label} (seed ${k + 1}/${p.seeds})`);
@@ -97,6 +103,7 @@ export default definePipeline({
       hallucination_rate: r.hallucination_rate,
       mmhal_score: r.mmhal_score,
       pope_f1: r.pope_f1,
+      pope_yes_ratio: r.pope_yes_ratio,
       response_length_mean: r.response_length_mean,
     });
     const report = await writeReport({
@@ -107,9 +114,28 @@ export default definePipeline({
       notes: [
         `Seeds: ${p.seeds}. Hallucination rate: share of MMHal-style answers the rule judge scores below 3; response length in policy tokens.`,
         'Each model answered the same held-out eval images (never seen in SFT, reward or PPO data).',
+        'What the models stand on (chance: yes/no 50%, multiple choice 25%, reward-model pairs 50%):',
+        ...upstream,
       ],
       extra: { seeds: p.seeds, seed: ctx.seed },
     });
     return { report: path.join(ctx.out, 'report.json'), models: report.models };
   },
 });
+
+/** One line on the SFT policy's held-out accuracy and both reward models' held-out accuracy. */
+async function upstreamLine(k: number, sft: string, rmVanilla: string, rmFact: string): Promise<string> {
+  const result = async (dir: string): Promise<Record<string, unknown>> => {
+    try {
+      return ((JSON.parse(await readFile(path.join(dir, 'summary.json'), 'utf8')) as { result?: Record<string, unknown> }).result ?? {});
+    } catch {
+      return {};
+    }
+  };
+  const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
+  const held = (r: Record<string, unknown>) => (r.heldout ?? {}) as Record<string, unknown>;
+  const [s, v, f] = [held(await result(sft)), held(await result(rmVanilla)), held(await result(rmFact))];
+  return `- seed ${k + 1}: SFT held-out yes/no ${pct(s.yesno_accuracy)}, multiple choice ${pct(s.multichoice_accuracy)}; ` +
+    `reward model held-out accuracy vanilla ${pct(v.accuracy)} (hallucination pairs ${pct(v.hallucination_pair_accuracy)}), ` +
+    `Fact ${pct(f.accuracy)} (hallucination pairs ${pct(f.hallucination_pair_accuracy)})`;
+}

@@ -109,6 +109,7 @@ export const DEFAULT_METRICS: readonly MetricSpec[] = [
   { key: 'hallucination_rate', title: 'Hallucination rate', yMax: 1 },
   { key: 'mmhal_score', title: 'MMHal score (0-6)', yMax: 6 },
   { key: 'pope_f1', title: 'POPE F1', yMax: 1 },
+  { key: 'pope_yes_ratio', title: 'POPE yes-ratio', yMax: 1 },
   { key: 'response_length_mean', title: 'Response length' },
 ];
 
@@ -348,9 +349,11 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
   if (models.length > 0) {
     const seeds = Math.max(...models.map((m) => m.runs.length));
     md.push(seeds > 1 ? `Mean ± sample sd over seeds.` : 'One seed per model.', '');
-    md.push(`| model | ${metrics.map((m) => mdEscape(m.title)).join(' | ')} | seeds |`);
-    md.push(`|---|${metrics.map(() => '---:').join('|')}|---:|`);
-    for (const m of models) md.push(`| ${mdEscape(labelOf(m))} | ${metrics.map((x) => cell(summaries[m.name]!, x.key)).join(' | ')} | ${m.runs.length} |`);
+    // a default column no run reports (an older caller's metrics) is left out rather than shown as n/a
+    const shown = options.metrics ? metrics : metrics.filter((x) => models.some((m) => Number.isFinite(summaries[m.name]![x.key])));
+    md.push(`| model | ${shown.map((m) => mdEscape(m.title)).join(' | ')} | seeds |`);
+    md.push(`|---|${shown.map(() => '---:').join('|')}|---:|`);
+    for (const m of models) md.push(`| ${mdEscape(labelOf(m))} | ${shown.map((x) => cell(summaries[m.name]!, x.key)).join(' | ')} | ${m.runs.length} |`);
     md.push('');
   }
   if (Object.keys(ppo).length > 0) {

@@ -7,6 +7,7 @@
  *
  *   hallucination_rate, mmhal_score  MMHal-style set (share of scores < 3, mean score)
  *   pope_f1                          POPE F1 averaged over the splits
+ *   pope_yes_ratio                   share of POPE answers read as yes (F1 is 0 when it is 0)
  *   response_length_mean             mean MMHal answer length (countTokens, default words)
  */
 import { mkdir, readFile } from 'node:fs/promises';
@@ -55,6 +56,7 @@ export interface EvaluateModelResult {
   hallucination_rate: number;
   mmhal_score: number;
   pope_f1: number;
+  pope_yes_ratio: number;
   response_length_mean: number;
   pope: PopeReport;
   mmhal: MmhalReport;
@@ -105,6 +107,7 @@ export async function evaluateModel(options: EvaluateModelOptions): Promise<Eval
     hallucination_rate: mmhal.hallucination_rate,
     mmhal_score: mmhal.average_score,
     pope_f1: pope.mean.f1,
+    pope_yes_ratio: pope.mean.yes_ratio,
     response_length_mean: mmhal.response_length_mean,
     pope,
     mmhal,

@@ -39,6 +39,7 @@ test('an oracle on POPE that says "I cannot tell." on MMHal: F1 1, no hallucinat
   const out = path.join(tmp, 'oracle');
   const r = await evaluateModel({ policyAnswerer: oracle, worldDir: world, out, batchSize: 16 });
   t.is(r.pope_f1, 1);
+  t.is(r.pope_yes_ratio, 0.5, 'half the POPE objects are present');
   t.deepEqual(Object.keys(r.pope.splits), ['random', 'popular', 'adversarial']);
   t.like(r, { hallucination_rate: 0, mmhal_score: 3, response_length_mean: 3 });
   t.is(r.mmhal.n, 16);
@@ -64,6 +65,7 @@ test('a yes-man that invents an object in every description: F1 2/3, hallucinati
   const r = await evaluateModel({ policyAnswerer: yesMan, worldDir: world, out: path.join(tmp, 'yes') });
   // the world asks as many absent as present objects: always "yes" gives precision 1/2, recall 1
   t.true(Math.abs(r.pope_f1 - 2 / 3) < 1e-12);
+  t.is(r.pope_yes_ratio, 1);
   t.is(r.hallucination_rate, 1);
   t.true(r.mmhal_score < 3);
   t.is(r.response_length_mean, 5); // "There is a red circle."
