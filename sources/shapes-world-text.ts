@@ -573,7 +573,7 @@ export function llavaDetail(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, hallu
 // Preference pairs (LLaVA-RLHF human preference format)
 // ---------------------------------------------------------------------------
 
-export type ResponseKind = 'faithful-full' | 'faithful-partial' | 'hallucinated' | 'hallucinated-color';
+export type ResponseKind = 'faithful-full' | 'faithful-partial' | 'hallucinated' | 'hallucinated-swap' | 'hallucinated-color';
 
 export interface PreferencePair {
   readonly conversations: Turn[];
@@ -597,6 +597,12 @@ function response(kind: ResponseKind, objs: readonly TextObject[], gt: GroundTru
   else shown = rng.shuffle(objs.slice());
   if (kind === 'hallucinated') {
     for (const o of inventObjects(objs, cooc, rng, rng.next() < 0.6 ? 1 : 2)) shown.splice(rng.int(shown.length + 1), 0, o);
+  } else if (kind === 'hallucinated-swap') {
+    // as many objects as the image has, one (or two, of three or more) of them invented: only a
+    // reader that checks the objects themselves can tell it from the faithful answer
+    const invented = inventObjects(objs, cooc, rng, shown.length >= 3 && rng.next() < 0.4 ? 2 : 1);
+    invented.forEach((o, k) => { shown[k] = o; });
+    shown = rng.shuffle(shown);
   } else if (kind === 'hallucinated-color') {
     shown = recolorOne(shown, rng);
   }
@@ -622,9 +628,16 @@ export function annotatorChoice(a: MentionJudgement, b: MentionJudgement, coin: 
 }
 
 /**
- * One preference pair on a held-out image. Pair kinds: 35% "trap" (faithful-partial vs a
- * longer hallucinated response that lists every true object plus invented ones), 20%
- * faithful-full vs faithful-partial, 15% two hallucinated, 30% faithful vs hallucinated.
+ * One preference pair on a held-out image. The mix is chosen so that length does not give the
+ * annotator's choice away (a first version let "the shorter answer wins" score 84% on the
+ * hallucination pairs, and both reward models learned exactly that and nothing else):
+ *   40% faithful-full vs faithful-partial: the longer, more informative answer wins;
+ *   20% trap: faithful-partial vs a longer answer listing every true object plus invented ones
+ *       (the longer answer loses: what fools a length-loving reward model);
+ *   30% faithful vs hallucinated-swap / hallucinated-color: the same number of objects, one
+ *       invented or recoloured (length says nothing; only checking the objects does);
+ *   10% two hallucinated answers.
+ * Images with one object cannot have a partial answer; they get the same-count pairs.
  */
 export function preferencePair(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, annotatorNoise: number): PreferencePair {
   const objs = textObjects(gt);
@@ -632,12 +645,13 @@ export function preferencePair(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, an
   const r = rng.next();
   let kinds: [ResponseKind, ResponseKind];
   let trapCandidate = false;
-  if (r < 0.35 || (r < 0.55 && !multi)) {
-    kinds = [multi ? 'faithful-partial' : 'faithful-full', 'hallucinated'];
+  const sameCount = () => rng.pick(['hallucinated-swap', 'hallucinated-color'] as const);
+  if (r < 0.4 && multi) kinds = ['faithful-full', 'faithful-partial'];
+  else if (r < 0.6 && multi) {
+    kinds = ['faithful-partial', 'hallucinated'];
     trapCandidate = true;
-  } else if (r < 0.55) kinds = ['faithful-full', 'faithful-partial'];
-  else if (r < 0.7) kinds = ['hallucinated', 'hallucinated-color'];
-  else kinds = [rng.pick(multi ? ['faithful-full', 'faithful-partial'] as const : ['faithful-full'] as const), rng.pick(['hallucinated', 'hallucinated-color'] as const)];
+  } else if (r < 0.9 || !multi) kinds = ['faithful-full', sameCount()];
+  else kinds = ['hallucinated-swap', 'hallucinated-color'];
   let texts: [string, string] = [response(kinds[0], objs, gt, cooc, rng), response(kinds[1], objs, gt, cooc, rng)];
   if (trapCandidate) {
     // The trap needs the hallucinated answer to look more informative: full listing + invented,

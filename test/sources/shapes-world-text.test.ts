@@ -110,6 +110,7 @@ test('preference pairs: hallucination flag means exactly one hallucinates; trap 
   const rng = new Rng(3);
   let traps = 0;
   let halluc = 0;
+  let shorterWins = 0;
   for (let i = 0; i < 800; i++) {
     const g = scene(i);
     const p = preferencePair(g, cooc, rng, 0);
@@ -120,6 +121,8 @@ test('preference pairs: hallucination flag means exactly one hallucinates; trap 
     if (p.hallucination) {
       halluc++;
       t.is(p.preference, a.hallucinated > 0 ? 2 : 1, 'the faithful response wins');
+      const [chosen, other] = p.preference === 1 ? [p.output_1, p.output_2] : [p.output_2, p.output_1];
+      if (chosen.length < other.length) shorterWins++;
     }
     if (p.trap) {
       traps++;
@@ -129,7 +132,11 @@ test('preference pairs: hallucination flag means exactly one hallucinates; trap 
     if (!(a.matched === b.matched && a.hallucinated === b.hallucinated)) t.is(p.preference, annotatorChoice(a, b, 0));
   }
   t.true(halluc > 300, `hallucination pairs ${halluc}`);
-  t.true(traps > 150, `trap pairs ${traps}`);
+  t.true(traps > 80, `trap pairs ${traps}`);
+  // length must not give the choice away on hallucination pairs (a reward model would learn
+  // "shorter wins" instead of checking objects)
+  const share = shorterWins / halluc;
+  t.true(share > 0.35 && share < 0.65, `the shorter response wins ${share.toFixed(3)} of hallucination pairs`);
 });
 
 test('descriptions name each object once with one phrase per clause', (t) => {
