@@ -132,12 +132,12 @@ test('checkPipelineConfig names the file and the bad field', (t) => {
 });
 
 test('resolvePathParam: relative paths against cwd; "", "none", URLs and absolute paths kept; comma lists item by item', (t) => {
-  const cwd = '/home/u/work';
-  t.is(resolvePathParam('data/aokvqa', cwd), '/home/u/work/data/aokvqa');
+  const cwd = '/home/u/proj';
+  t.is(resolvePathParam('data/aokvqa', cwd), '/home/u/proj/data/aokvqa');
   t.is(resolvePathParam('../x.json', cwd), '/home/u/x.json');
-  t.is(resolvePathParam('ans/{split}.jsonl', cwd), '/home/u/work/ans/{split}.jsonl');
+  t.is(resolvePathParam('ans/{split}.jsonl', cwd), '/home/u/proj/ans/{split}.jsonl');
   for (const kept of ['', 'none', '/abs/file.json', 'https://example.org/a.json', 'http://h/x', 'file:///tmp/x']) t.is(resolvePathParam(kept, cwd), kept);
-  t.is(resolvePathParam('a.json, /b.json,https://h/c.json', cwd), '/home/u/work/a.json,/b.json,https://h/c.json');
+  t.is(resolvePathParam('a.json, /b.json,https://h/c.json', cwd), '/home/u/proj/a.json,/b.json,https://h/c.json');
 });
 
 test('resolvePipeline makes path parameters (given or default) absolute against its cwd', (t) => {
