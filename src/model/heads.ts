@@ -4,16 +4,24 @@
  * LLaVA-RLHF starts it).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from './config.ts';
+import { initStdFor, type ModelConfig } from './config.ts';
+
+/**
+ * A reward head starts small whatever the trunk's init: first scores near 0, so the reward
+ * loss's 1e-3 x |mean| term and PPO's reward scale see sensible values from the first step.
+ */
+export function scalarHeadStd(config: Pick<ModelConfig, 'initStd'>): number {
+  return config.initStd === 'fan-in' ? 0.02 : config.initStd;
+}
 import { batchMatMul, linear, matMul } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 
 export function addHeadParameters(store: ParameterStore, config: ModelConfig): void {
   const l = config.language;
   if (config.heads.includes('lm') && !l.tieEmbeddings) {
-    store.add('head.lm.weight', 'head.lm', [l.width, l.vocabSize], { kind: 'normal', std: config.initStd });
+    store.add('head.lm.weight', 'head.lm', [l.width, l.vocabSize], { kind: 'normal', std: initStdFor(config, l.width) });
   }
-  if (config.heads.includes('reward')) addScalarHead(store, 'reward', l.width, config.initStd);
+  if (config.heads.includes('reward')) addScalarHead(store, 'reward', l.width, scalarHeadStd(config));
   if (config.heads.includes('value')) addScalarHead(store, 'value', l.width, 0);
 }
 

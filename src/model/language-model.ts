@@ -3,7 +3,7 @@
  * blocks, a final norm. Attention masking, position ids and the KV cache live here.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from './config.ts';
+import { initStdFor, type ModelConfig } from './config.ts';
 import { embedding, layerNorm } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 import { addBlockParameters, transformerBlock, type BlockShape, type LayerCache } from './transformer-block.ts';
@@ -38,11 +38,10 @@ export function languageBlockShape(config: ModelConfig): BlockShape {
 
 export function addLanguageParameters(store: ParameterStore, config: ModelConfig): void {
   const l = config.language;
-  const std = config.initStd;
-  const residualStd = std / Math.sqrt(2 * l.layers);
-  store.add('lm.embed.weight', 'lm.embed', [l.vocabSize, l.width], { kind: 'normal', std });
-  store.add('lm.pos_embed.weight', 'lm.embed', [l.contextLength, l.width], { kind: 'normal', std }, { decay: false });
-  for (let i = 0; i < l.layers; i++) addBlockParameters(store, `lm.layers.${i}`, languageBlockShape(config), std, residualStd);
+  const std = (fanIn: number) => initStdFor(config, fanIn);
+  store.add('lm.embed.weight', 'lm.embed', [l.vocabSize, l.width], { kind: 'normal', std: std(l.width) });
+  store.add('lm.pos_embed.weight', 'lm.embed', [l.contextLength, l.width], { kind: 'normal', std: std(l.width) }, { decay: false });
+  for (let i = 0; i < l.layers; i++) addBlockParameters(store, `lm.layers.${i}`, languageBlockShape(config), std, Math.sqrt(2 * l.layers));
   store.add('lm.ln_f.weight', 'lm.ln_f', [l.width], { kind: 'ones' });
   store.add('lm.ln_f.bias', 'lm.ln_f', [l.width], { kind: 'zeros' });
 }

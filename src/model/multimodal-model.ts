@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../errors.ts';
 import { Rng } from '../stream/random.ts';
-import { imageTokenCount, type ModelConfig } from './config.ts';
-import { addHeadParameters, addScalarHead, lastRealIndex, lmLogits, rewardScores, tokenValues } from './heads.ts';
+import { imageTokenCount, initStdFor, type ModelConfig } from './config.ts';
+import { addHeadParameters, addScalarHead, scalarHeadStd, lastRealIndex, lmLogits, rewardScores, tokenValues } from './heads.ts';
 import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, type KVCache } from './language-model.ts';
 import { batchMatMul, linear, matMul } from './ops.ts';
 import { createParameterStore, type Parameter, type ParameterStore } from './parameters.ts';
@@ -103,7 +103,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
   const cfg: ModelConfig = { ...config, heads: [...config.heads] };
   addVisionParameters(store, cfg);
   const l = cfg.language;
-  store.add('projector.weight', 'projector', [2 * cfg.vision.width, l.width], { kind: 'normal', std: cfg.initStd });
+  store.add('projector.weight', 'projector', [2 * cfg.vision.width, l.width], { kind: 'normal', std: initStdFor(cfg, 2 * cfg.vision.width) });
   store.add('projector.bias', 'projector', [l.width], { kind: 'zeros' });
   addLanguageParameters(store, cfg);
   addHeadParameters(store, cfg);
@@ -189,7 +189,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     },
     addHead(name, options = {}) {
       if (store.has(`head.${name}.weight`)) return;
-      addScalarHead(store, name, l.width, options.std ?? (name === 'value' ? 0 : cfg.initStd));
+      addScalarHead(store, name, l.width, options.std ?? (name === 'value' ? 0 : scalarHeadStd(cfg)));
       cfg.heads.push(name);
     },
     dispose: () => store.dispose(),

@@ -22,23 +22,27 @@ export interface LayerCache {
   v: tf.Tensor3D;
 }
 
-/** Registers the block's parameters under `prefix` (e.g. `lm.layers.0`). */
-export function addBlockParameters(store: ParameterStore, prefix: string, shape: BlockShape, std: number, residualStd: number): void {
+/**
+ * Registers the block's parameters under `prefix` (e.g. `lm.layers.0`). `std(fanIn)` gives a
+ * matrix's initial standard deviation; the two residual outputs get it divided by
+ * `residualDivisor` (GPT-2: sqrt(2 x layers)).
+ */
+export function addBlockParameters(store: ParameterStore, prefix: string, shape: BlockShape, std: (fanIn: number) => number, residualDivisor: number): void {
   const d = shape.width;
   const hidden = d * shape.mlpRatio;
   store.add(`${prefix}.ln1.weight`, prefix, [d], { kind: 'ones' });
   store.add(`${prefix}.ln1.bias`, prefix, [d], { kind: 'zeros' });
   for (const n of ['q', 'k', 'v']) {
-    store.add(`${prefix}.attn.${n}.weight`, prefix, [d, d], { kind: 'normal', std });
+    store.add(`${prefix}.attn.${n}.weight`, prefix, [d, d], { kind: 'normal', std: std(d) });
     store.add(`${prefix}.attn.${n}.bias`, prefix, [d], { kind: 'zeros' });
   }
-  store.add(`${prefix}.attn.out.weight`, prefix, [d, d], { kind: 'normal', std: residualStd });
+  store.add(`${prefix}.attn.out.weight`, prefix, [d, d], { kind: 'normal', std: std(d) / residualDivisor });
   store.add(`${prefix}.attn.out.bias`, prefix, [d], { kind: 'zeros' });
   store.add(`${prefix}.ln2.weight`, prefix, [d], { kind: 'ones' });
   store.add(`${prefix}.ln2.bias`, prefix, [d], { kind: 'zeros' });
-  store.add(`${prefix}.mlp.fc1.weight`, prefix, [d, hidden], { kind: 'normal', std });
+  store.add(`${prefix}.mlp.fc1.weight`, prefix, [d, hidden], { kind: 'normal', std: std(d) });
   store.add(`${prefix}.mlp.fc1.bias`, prefix, [hidden], { kind: 'zeros' });
-  store.add(`${prefix}.mlp.fc2.weight`, prefix, [hidden, d], { kind: 'normal', std: residualStd });
+  store.add(`${prefix}.mlp.fc2.weight`, prefix, [hidden, d], { kind: 'normal', std: std(hidden) / residualDivisor });
   store.add(`${prefix}.mlp.fc2.bias`, prefix, [d], { kind: 'zeros' });
 }
 

@@ -4,7 +4,7 @@
  * block, concatenated per patch (as LLaVA-RLHF feeds its projector), then normalised.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from './config.ts';
+import { initStdFor, type ModelConfig } from './config.ts';
 import { layerNorm, linear } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 import { addBlockParameters, transformerBlock, type BlockShape } from './transformer-block.ts';
@@ -16,14 +16,13 @@ export function visionBlockShape(config: ModelConfig): BlockShape {
 
 export function addVisionParameters(store: ParameterStore, config: ModelConfig): void {
   const v = config.vision;
-  const std = config.initStd;
-  const residualStd = std / Math.sqrt(2 * v.layers);
+  const std = (fanIn: number) => initStdFor(config, fanIn);
   const patchDim = v.patchSize * v.patchSize * 3;
   const tokens = (v.imageSize / v.patchSize) ** 2;
-  store.add('vision.patch_embed.weight', 'vision.embed', [patchDim, v.width], { kind: 'normal', std });
+  store.add('vision.patch_embed.weight', 'vision.embed', [patchDim, v.width], { kind: 'normal', std: std(patchDim) });
   store.add('vision.patch_embed.bias', 'vision.embed', [v.width], { kind: 'zeros' });
-  store.add('vision.pos_embed', 'vision.embed', [tokens, v.width], { kind: 'normal', std }, { decay: false });
-  for (let i = 0; i < v.layers; i++) addBlockParameters(store, `vision.blocks.${i}`, visionBlockShape(config), std, residualStd);
+  store.add('vision.pos_embed', 'vision.embed', [tokens, v.width], { kind: 'normal', std: std(v.width) }, { decay: false });
+  for (let i = 0; i < v.layers; i++) addBlockParameters(store, `vision.blocks.${i}`, visionBlockShape(config), std, Math.sqrt(2 * v.layers));
   store.add('vision.ln_out.weight', 'vision.ln_out', [2 * v.width], { kind: 'ones' });
   store.add('vision.ln_out.bias', 'vision.ln_out', [2 * v.width], { kind: 'zeros' });
 }

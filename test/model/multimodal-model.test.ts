@@ -25,6 +25,32 @@ test('default config: 36 visual tokens, parameter count by part', (t) => {
   m.dispose();
 });
 
+test('fan-in init (the default): each matrix starts at std 1/sqrt(fan_in), embeddings 1/sqrt(width); a number keeps one std', (t) => {
+  const cfg = resolveModelConfig({ language: { vocabSize: 512 } });
+  t.is(cfg.initStd, 'fan-in');
+  const m = createModel(cfg, { seed: 1 });
+  const std = (name: string): number => {
+    const v = m.parameters().find((p) => p.name === name)!.variable.dataSync();
+    let s = 0;
+    for (const x of v) s += x * x;
+    return Math.sqrt(s / v.length);
+  };
+  const near = (name: string, want: number) => t.true(Math.abs(std(name) / want - 1) < 0.08, `${name}: ${std(name)} vs ${want}`);
+  near('lm.embed.weight', 1 / Math.sqrt(128));
+  near('lm.layers.0.attn.q.weight', 1 / Math.sqrt(128));
+  near('lm.layers.1.attn.out.weight', 1 / Math.sqrt(128) / 2); // residual outputs / sqrt(2 x 2 layers)
+  near('lm.layers.0.mlp.fc2.weight', 1 / Math.sqrt(512) / 2);
+  near('vision.patch_embed.weight', 1 / Math.sqrt(8 * 8 * 3));
+  near('projector.weight', 1 / Math.sqrt(192));
+  near('head.lm.weight', 1 / Math.sqrt(128));
+  m.dispose();
+  const fixed = createModel(resolveModelConfig({ initStd: 0.02, language: { vocabSize: 512 } }), { seed: 1 });
+  const q = fixed.parameters().find((p) => p.name === 'lm.layers.0.mlp.fc1.weight')!.variable.dataSync();
+  t.true(Math.abs(Math.sqrt(q.reduce((a, x) => a + x * x, 0) / q.length) - 0.02) < 0.001);
+  fixed.dispose();
+  t.throws(() => resolveModelConfig({ initStd: 'xavier' as never }), { message: /model\.initStd.*"fan-in" or a positive number/ });
+});
+
 test('config errors name the option path', (t) => {
   const cases: [Parameters<typeof resolveModelConfig>[0], RegExp][] = [
     [{ vision: { patchSize: 7 } }, /model\.vision\.imageSize.*multiple of patchSize/],
