@@ -39,6 +39,14 @@ import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
 import { evaluateShapesAccuracy, heldoutLossBatches } from '../transforms/shapes-heldout-eval.ts';
 import { CHECKPOINT_DIR, METRICS_FILE, heldoutLoss, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
+import { visionPretrainer, type TaggedImage, type VisionPretrainerSummary } from '../sinks/vision-pretrainer.ts';
+import { cocoCaptionsSource, type CocoCaptionsItem } from '../sources/coco-captions.ts';
+import { loadShapesTruth } from '../sources/shapes-truth.ts';
+import { batch } from '../src/stream/batch.ts';
+import { filter } from '../src/stream/filter.ts';
+import { map } from '../src/stream/map.ts';
+import { captionTagger, shapesWorldTags } from '../src/model/vision-tags.ts';
+import { heldoutImages } from '../transforms/shapes-heldout-questions.ts';
 
 /** Shapes-world images in the default world (the shapes-world pipeline's default). */
 const WORLD_DEFAULT_IMAGES = 300;
@@ -106,6 +114,9 @@ export default definePipeline({
     log_every: { type: 'number', default: 10, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
     eval_images: { type: 'number', default: 0, min: 0, integer: true, description: 'held-out images asked about (0: all held-out and eval images)' },
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
+    vision_pretrain_steps: { type: 'number', default: 300, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
+    vision_batch_size: { type: 'number', default: 32, min: 1, integer: true, description: 'images per vision pretraining step' },
+    freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining)' },
     threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
   },
@@ -183,6 +194,16 @@ export default definePipeline({
     const lossQuestions = p.heldout_loss_questions === 0 ? [] : questions.filter((_, i) => i % stride === 0).slice(0, p.heldout_loss_questions);
     const heldout = await heldoutLossBatches({ model, tokenizer, images: worldImages, questions: lossQuestions });
 
+    // ---- vision pretraining (stage 1) ---------------------------------------------------------
+    // skipped when resuming: the SFT checkpoint holds the pretrained (frozen) encoder already
+    let vision: VisionPretrainerSummary | undefined;
+    if (p.vision_pretrain_steps > 0 && !resuming) {
+      vision = await pretrainVision(ctx, model, worldDir, worldImages, p.vision_pretrain_steps, p.vision_batch_size, p.lr);
+      const h = vision.heldout;
+      ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)` : ''}`);
+    }
+    const frozen = p.vision_pretrain_steps > 0 && p.freeze_vision ? ['vision.'] : [];
+
     // ---- training -----------------------------------------------------------------------------
     const steps = p.epochs > 0 ? Math.ceil((rows * p.epochs) / p.batch_size) : p.steps;
     let epochs = p.epochs > 0 ? p.epochs : Math.ceil((steps * p.batch_size) / rows);
@@ -210,7 +231,7 @@ export default definePipeline({
           minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
           optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
           checkpointEvery: p.checkpoint_every, evalEvery: p.eval_every, logEvery: p.log_every,
-          heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress,
+          heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress, frozen,
           threads: backend.name === 'wasm' || backend.name === 'cpu' ? p.threads : 1,
         }),
       }, { name: 'train' });
@@ -248,6 +269,8 @@ export default definePipeline({
       parameters,
       backend: { name: backend.name, detail: backend.detail },
       tokens_per_s: train?.tokens_per_s ?? null,
+      vision_pretraining: vision ?? null,
+      frozen,
       train: train ?? { steps: done, resumed_from: done, note: 'checkpoint already complete; not trained again' },
       data: { dir: dataDir, rows, epochs, steps, batch_size: p.batch_size },
       world: worldDir,
@@ -258,3 +281,42 @@ export default definePipeline({
     };
   },
 });
+
+/**
+ * Stage 1: the vision encoder learns the tags the world's COCO-style captions mention (training
+ * images only; held-out and eval images are scored from their ground truth).
+ */
+async function pretrainVision(
+  ctx: Parameters<Parameters<typeof definePipeline>[0]['run']>[0],
+  model: MultimodalModel,
+  worldDir: string,
+  images: ReturnType<typeof createImageLoader>,
+  steps: number,
+  batchSize: number,
+  lr: number,
+): Promise<VisionPretrainerSummary> {
+  const vocabulary = shapesWorldTags();
+  const tagsOf = captionTagger(vocabulary);
+  const truth = await loadShapesTruth(path.join(worldDir, SHAPES_WORLD_FILES.ground_truth));
+  const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { splits?: { heldout?: number[] } };
+  const kept = new Set(world.splits?.heldout ?? []);
+  const pathOf = new Map<number, string>();
+  for (const gt of truth.values()) if (gt.dataset === 'coco' && gt.split === 'train' && !kept.has(gt.image_id)) pathOf.set(gt.image_id, gt.image);
+  if (pathOf.size === 0) throw new BadInputError('the shapes world has no training images for vision pretraining', { file: worldDir, fix: 'make the world again, or set vision_pretrain_steps=0' });
+  const heldout: TaggedImage[] = [];
+  for (const gt of (await heldoutImages(worldDir)).slice(0, 256)) {
+    heldout.push({ image: gt.image, pixels: await images.load(gt.image), tags: tagsOf(gt.objects.map((o) => `${o.color} ${o.shape}`)) });
+  }
+  const epochs = Math.max(1, Math.ceil((steps * batchSize) / pathOf.size) + 1);
+  const flow = await ctx.flow({
+    source: repeatEpochs({ source: cocoCaptionsSource({ file: path.join(worldDir, SHAPES_WORLD_FILES.coco_captions), name: 'captions' }), epochs, name: 'captions', expectedRecords: steps * batchSize }),
+    stages: [
+      filter<CocoCaptionsItem>((x) => pathOf.has(x.image_id), { name: 'training-images' }),
+      map<CocoCaptionsItem, TaggedImage>(async (x) => ({ image: pathOf.get(x.image_id)!, pixels: await images.load(pathOf.get(x.image_id)!), tags: tagsOf(x.captions) }), { name: 'tag', concurrency: 8 }),
+      batch<TaggedImage>(batchSize),
+    ] as never[],
+    sink: visionPretrainer({ model, tags: vocabulary.length, steps, lr, warmup: Math.min(20, steps), out: ctx.out, heldout, evalEvery: 100, progress: ctx.progress }),
+  }, { name: 'vision' });
+  return flow.result;
+}
+

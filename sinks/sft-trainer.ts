@@ -34,7 +34,7 @@ import { createDataParallel, splitRows, type DataParallel } from '../src/model/d
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
-import { supervisedLoss, trainStep, type StepResult, type TrainBatch } from '../src/model/train-step.ts';
+import { supervisedLoss, trainableParameters, trainStep, type StepResult, type TrainBatch } from '../src/model/train-step.ts';
 
 export const METRICS_FILE = 'metrics.jsonl';
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -88,6 +88,11 @@ export interface SftTrainerOptions {
    * rounding; runs with the same thread count are identical. Default 1.
    */
   threads?: number;
+  /**
+   * Parameter-name prefixes kept as they are (e.g. `['vision.']`: LLaVA trains its projector and
+   * language model on a frozen vision encoder). They get no gradient and no optimizer state.
+   */
+  frozen?: readonly string[];
   /** A "train" progress bar (steps). */
   progress?: ProgressSink;
   /** Called after every logged metrics line (tests, custom reporting). */
@@ -186,6 +191,9 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
   const heldout = options.heldout ?? [];
   const threads = positiveInt('threads', options.threads ?? 1);
   if (!model.config.heads.includes('lm')) throw new InvalidOptionError('model.heads', 'the SFT trainer needs a model with an "lm" head');
+  const frozen = [...(options.frozen ?? [])];
+  const trainable = trainableParameters(model, frozen);
+  if (trainable.length === 0) throw new InvalidOptionError('frozen', `freezes every parameter (${JSON.stringify(frozen)})`);
   const cfg = model.config;
   const collateOptions = { padId: tokenizer.padId, imageTokens: imageTokenCount(cfg), pixelsPerImage: cfg.vision.imageSize ** 2 * 3, padMultiple };
   const checkpointDir = path.join(out, CHECKPOINT_DIR);
@@ -195,7 +203,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
     name: 'sft-trainer',
     async write(input: AsyncIterable<TrainExample[]>, ctx: SinkContext): Promise<SftTrainerSummary> {
       await mkdir(out, { recursive: true });
-      const optimizer = createAdamW(model.parameters(), options.optimizer);
+      const optimizer = createAdamW(trainable, options.optimizer);
       const state: TrainerState = { step: 0, batches: 0, examples: 0, seed: ctx.seed };
       let resumedFrom = 0;
       if (options.resume !== false && (await exists(path.join(checkpointDir, 'config.json')))) {
@@ -215,7 +223,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       } else {
         await writeFile(metricsFile, '');
       }
-      const parallel = threads > 1 ? await createDataParallel(model, { threads, backend: tf.getBackend() }) : undefined;
+      const parallel = threads > 1 ? await createDataParallel(model, { threads, backend: tf.getBackend(), frozen }) : undefined;
       try {
         return await loop(input, ctx, optimizer, state, resumedFrom, parallel);
       } finally {
@@ -282,7 +290,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       } else {
         const batch = collate(examples, collateOptions);
         real = realTokens(batch);
-        r = trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm });
+        r = trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm, params: trainable });
       }
       const ms = performance.now() - t0;
       state.step++;

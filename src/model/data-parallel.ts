@@ -17,13 +17,15 @@ import { BackendError, InvalidOptionError } from '../errors.ts';
 import type { AdamW } from './adamw.ts';
 import type { ModelConfig } from './config.ts';
 import type { MultimodalModel } from './multimodal-model.ts';
-import { applyGradients, computeGradients, disposeGradients, supervisedLoss, type ApplyOptions, type StepResult, type TrainBatch } from './train-step.ts';
+import { applyGradients, computeGradients, disposeGradients, supervisedLoss, trainableParameters, type ApplyOptions, type StepResult, type TrainBatch } from './train-step.ts';
 
 export interface DataParallelOptions {
   /** Threads in all, the main one included (>= 2; 1 needs no data parallelism). */
   threads: number;
   /** tfjs backend the workers select (`wasm` or `cpu`). */
   backend: string;
+  /** Parameter-name prefixes that do not train (no gradients computed for them). */
+  frozen?: readonly string[];
 }
 
 export interface DataParallel {
@@ -42,6 +44,7 @@ export interface GradWorkerData {
   sizes: number[];
   weights: SharedArrayBuffer;
   grads: SharedArrayBuffer;
+  frozen: string[];
 }
 
 export type GradWorkerReply =
@@ -90,9 +93,11 @@ function expectReply(r: GradWorkerReply, type: 'ready' | 'done'): void {
 /** Starts `threads - 1` workers holding replicas of `model`. */
 export async function createDataParallel(model: MultimodalModel, options: DataParallelOptions): Promise<DataParallel> {
   const { threads, backend } = options;
+  const frozen = [...(options.frozen ?? [])];
   if (!Number.isInteger(threads) || threads < 2) throw new InvalidOptionError('threads', `must be an integer >= 2, got ${threads}`);
   if (backend !== 'wasm' && backend !== 'cpu') throw new InvalidOptionError('threads', `data-parallel threads are for the CPU backends (wasm, cpu), not ${backend}`, { fix: 'use threads=1 on a GPU backend' });
   const params = model.parameters();
+  const trainable = trainableParameters(model, frozen);
   const names = params.map((p) => p.name);
   const sizes = params.map((p) => p.shape.reduce((a, b) => a * b, 1));
   const offsets: number[] = [];
@@ -103,7 +108,7 @@ export async function createDataParallel(model: MultimodalModel, options: DataPa
   const handles: Handle[] = [];
   try {
     for (let i = 1; i < threads; i++) {
-      handles.push(startWorker({ config: model.config, backend, names, offsets, sizes, weights: weightsBuffer, grads: new SharedArrayBuffer(total * 4) }));
+      handles.push(startWorker({ config: model.config, backend, names, offsets, sizes, weights: weightsBuffer, grads: new SharedArrayBuffer(total * 4), frozen }));
     }
     for (const h of handles) expectReply(await h.next(), 'ready');
   } catch (e) {
@@ -127,7 +132,7 @@ export async function createDataParallel(model: MultimodalModel, options: DataPa
         const r = supervisedLoss(model, parts[0]!);
         mainTokens = r.tokens;
         return r.loss;
-      });
+      }, trainable);
       const replies: { loss: number; tokens: number; has: Uint8Array }[] = [];
       try {
         for (let k = 0; k < remote.length; k++) {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from './backend.ts';
 import type { GradWorkerData, GradWorkerReply } from './data-parallel.ts';
 import { createModel } from './multimodal-model.ts';
-import { computeGradients, disposeGradients, supervisedLoss, type TrainBatch } from './train-step.ts';
+import { computeGradients, disposeGradients, supervisedLoss, trainableParameters, type TrainBatch } from './train-step.ts';
 
 const port = parentPort!;
 const data = workerData as GradWorkerData;
@@ -18,6 +18,7 @@ try {
   await selectBackend(data.backend as BackendChoice);
   const model = createModel(data.config, { seed: 0, label: 'replica' });
   const params = model.parameters();
+  const trainable = trainableParameters(model, data.frozen ?? []);
   const weights = new Float32Array(data.weights);
   const grads = new Float32Array(data.grads);
   const index = new Map(data.names.map((n, i) => [n, i]));
@@ -34,7 +35,7 @@ try {
         const s = supervisedLoss(model, msg.batch);
         tokens = s.tokens;
         return s.loss;
-      });
+      }, trainable);
       const has = new Uint8Array(data.names.length);
       for (const [name, g] of r.grads) {
         const i = index.get(name)!;

@@ -113,14 +113,23 @@ export interface StepResult {
   skipped: boolean;
 }
 
+/**
+ * Parameters that train when some are frozen (names starting with one of `frozen`); all of them
+ * when `frozen` is empty. Frozen parts get no gradient, so their backward pass is not computed.
+ */
+export function trainableParameters(model: MultimodalModel, frozen: readonly string[] = []): readonly Parameter[] {
+  const all = model.parameters();
+  return frozen.length === 0 ? all : all.filter((p) => !frozen.some((prefix) => p.name.startsWith(prefix)));
+}
+
 /** One supervised step on `batch`: masked cross-entropy, clipping, AdamW. Leaks no tensors. */
-export function trainStep(model: MultimodalModel, optimizer: AdamW, batch: TrainBatch, options: ApplyOptions): StepResult {
+export function trainStep(model: MultimodalModel, optimizer: AdamW, batch: TrainBatch, options: ApplyOptions & { params?: readonly Parameter[] }): StepResult {
   let tokens = 0;
   const { loss, grads } = computeGradients(model, () => {
     const r = supervisedLoss(model, batch);
     tokens = r.tokens;
     return r.loss;
-  });
+  }, options.params);
   if (!Number.isFinite(loss)) {
     disposeGradients(grads);
     return { loss, gradNorm: NaN, tokens, skipped: true };

@@ -46,7 +46,7 @@ test('fan-in init (the default): each matrix starts at std 1/sqrt(fan_in), embed
   m.dispose();
   const fixed = createModel(resolveModelConfig({ initStd: 0.02, language: { vocabSize: 512 } }), { seed: 1 });
   const q = fixed.parameters().find((p) => p.name === 'lm.layers.0.mlp.fc1.weight')!.variable.dataSync();
-  t.true(Math.abs(Math.sqrt(q.reduce((a, x) => a + x * x, 0) / q.length) - 0.02) < 0.001);
+  t.true(Math.abs(Math.sqrt(Array.from(q as Float32Array).reduce((a, x) => a + x * x, 0) / q.length) - 0.02) < 0.001);
   fixed.dispose();
   t.throws(() => resolveModelConfig({ initStd: 'xavier' as never }), { message: /model\.initStd.*"fan-in" or a positive number/ });
 });

@@ -160,6 +160,30 @@ test.serial('threads=2 (data parallel): the same losses as one thread up to floa
   });
 });
 
+test.serial('frozen vision (one thread and two): the encoder keeps its weights bit for bit, the rest trains', async (t) => {
+  for (const threads of [1, 2]) {
+    const out = path.join(root, `run-frozen-${threads}`);
+    const r = await train(out, { steps: 4, frozen: ['vision.'], threads });
+    t.is(r.summary.steps, 4);
+    const fresh = createModel(config, { seed: 5 });
+    const { model } = await loadModel(path.join(out, 'checkpoint'));
+    const before = new Map(fresh.parameters().map((p) => [p.name, Array.from(p.variable.dataSync())]));
+    let vision = 0;
+    let changed = 0;
+    for (const p of model.parameters()) {
+      const same = JSON.stringify(Array.from(p.variable.dataSync())) === JSON.stringify(before.get(p.name));
+      if (p.name.startsWith('vision.')) { vision++; t.true(same, `${p.name} moved (threads ${threads})`); } else if (!same) changed++;
+    }
+    t.true(vision > 0);
+    t.true(changed > 10, `${changed} trainable tensors changed (threads ${threads})`);
+    fresh.dispose();
+    model.dispose();
+  }
+  const model = createModel(config);
+  t.throws(() => sftTrainer({ model, tokenizer: tok, out: root, steps: 1, lr: 1, frozen: [''] }), { message: /freezes every parameter/ });
+  model.dispose();
+});
+
 test('options are checked before any stream exists', (t) => {
   const model = createModel(config, { seed: 1 });
   try {

@@ -1,0 +1,94 @@
+/**
+ * Vision pretraining: the encoder learns to tell which tags (vision-tags.ts) an image holds, from
+ * its mean-pooled grid features through a linear head, with a sigmoid cross-entropy per tag. The
+ * head is thrown away afterwards; what stays is an encoder whose features carry colours and
+ * shapes linearly, as CLIP's carry concepts for LLaVA. The language model is not involved.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../stream/random.ts';
+import { imageTokenCount } from './config.ts';
+import type { MultimodalModel } from './multimodal-model.ts';
+import { linear } from './ops.ts';
+import { createParameterStore, type Parameter, type ParameterStore } from './parameters.ts';
+import { encodeImages, patchify } from './vision-encoder.ts';
+
+export interface TagHead {
+  readonly tags: number;
+  readonly store: ParameterStore;
+  readonly parameters: readonly Parameter[];
+  dispose(): void;
+}
+
+export function createTagHead(model: MultimodalModel, tags: number, seed = 0): TagHead {
+  const store = createParameterStore(new Rng(seed), 'tag-head');
+  const width = 2 * model.config.vision.width;
+  store.add('tags.weight', 'tags', [width, tags], { kind: 'normal', std: 1 / Math.sqrt(width) });
+  store.add('tags.bias', 'tags', [tags], { kind: 'zeros' });
+  return { tags, store, parameters: store.list(), dispose: () => store.dispose() };
+}
+
+/** The vision encoder's parameters (what pretraining trains, with the head). */
+export function visionParameters(model: MultimodalModel): readonly Parameter[] {
+  return model.parameters().filter((p) => p.name.startsWith('vision.'));
+}
+
+/** Tag logits [count, tags] of `count` normalised HWC images (image-input.ts). */
+export function tagLogits(model: MultimodalModel, head: TagHead, pixels: Float32Array, count: number): tf.Tensor2D {
+  const cfg = model.config;
+  const n = imageTokenCount(cfg);
+  const p = cfg.vision.patchSize;
+  const patches = tf.tensor2d(patchify(pixels, count, cfg.vision.imageSize, p), [count * n, p * p * 3]);
+  const feats = encodeImages(model.params, cfg, patches, count);
+  const pooled = tf.mean(tf.reshape(feats, [count, n, feats.shape[1]]), 1) as tf.Tensor2D;
+  return linear(pooled, head.store.get('tags.weight') as tf.Tensor2D, head.store.get('tags.bias') as tf.Tensor1D);
+}
+
+/** Mean sigmoid cross-entropy over images and tags. */
+export function tagLoss(model: MultimodalModel, head: TagHead, pixels: Float32Array, tags: Float32Array, count: number): tf.Scalar {
+  const logits = tagLogits(model, head, pixels, count);
+  return tf.losses.sigmoidCrossEntropy(tf.tensor2d(tags, [count, head.tags]), logits) as tf.Scalar;
+}
+
+export interface TagScores {
+  /** Share of present tags predicted present (probability > 0.5). */
+  present_recall: number;
+  /** Share of absent tags predicted absent. */
+  absent_accuracy: number;
+  /** Mean of the two (chance: 0.5). */
+  balanced_accuracy: number;
+  /**
+   * Within each image, the share of (present, absent) tag pairs the model ranks right (an AUC per
+   * image, averaged; chance 0.5). It shows learning before the 0.5 threshold is crossed.
+   */
+  ranking_accuracy: number;
+}
+
+/** Scores predictions against 0/1 labels, both [count x tags]. */
+export function scoreTags(probabilities: ArrayLike<number>, labels: ArrayLike<number>, tags: number): TagScores {
+  let present = 0, found = 0, absent = 0, rejected = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const yes = probabilities[i]! > 0.5;
+    if (labels[i]! > 0.5) { present++; if (yes) found++; } else { absent++; if (!yes) rejected++; }
+  }
+  let auc = 0, images = 0;
+  for (let i = 0; i + tags <= labels.length; i += tags) {
+    let pairs = 0, right = 0;
+    for (let a = i; a < i + tags; a++) {
+      if (!(labels[a]! > 0.5)) continue;
+      for (let b = i; b < i + tags; b++) {
+        if (labels[b]! > 0.5) continue;
+        pairs++;
+        right += probabilities[a]! > probabilities[b]! ? 1 : probabilities[a]! === probabilities[b]! ? 0.5 : 0;
+      }
+    }
+    if (pairs > 0) { auc += right / pairs; images++; }
+  }
+  const present_recall = present > 0 ? found / present : 0;
+  const absent_accuracy = absent > 0 ? rejected / absent : 0;
+  return { present_recall, absent_accuracy, balanced_accuracy: (present_recall + absent_accuracy) / 2, ranking_accuracy: images > 0 ? auc / images : 0.5 };
+}
+
+/** Tag probabilities [count * tags] (forward only). */
+export function predictTags(model: MultimodalModel, head: TagHead, pixels: Float32Array, count: number): Float32Array {
+  return tf.tidy(() => tf.sigmoid(tagLogits(model, head, pixels, count)).dataSync() as Float32Array);
+}
