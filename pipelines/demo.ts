@@ -32,6 +32,7 @@ export default definePipeline({
     seeds: { type: 'number', default: 1, min: 1, max: 10, integer: true, description: 'independent repeats (seed, seed+1, ...); > 1 reports mean +- sd' },
     world_images: { type: 'number', default: 0, min: 0, integer: true, description: 'train images of each seed\'s shapes world (0: the SFT pipeline\'s default)' },
     sft_steps: { type: 'number', default: 0, min: 0, integer: true, description: 'SFT optimizer steps (0: the SFT pipeline\'s default)' },
+    vision_steps: { type: 'number', default: -1, min: -1, integer: true, description: 'vision pretraining steps before SFT (-1: the SFT pipeline\'s default, 0: none)' },
     // half the reward pipeline's 120: the two reward models were half the demo's time, and their
     // held-out accuracy at this size is no better at 120 steps than at 60 (issue notes)
     rm_steps: { type: 'number', default: 60, min: 0, integer: true, description: 'reward-model steps (0: the reward pipeline\'s default, 120)' },
@@ -57,7 +58,7 @@ export default definePipeline({
 
       const world = at('world');
       // sft-train makes the world (with its own default size) and the SFT mix
-      await run('sft-train', 'sft', { world, mix: at('sft-mix'), ...opt('world_images', p.world_images), ...opt('steps', p.sft_steps) });
+      await run('sft-train', 'sft', { world, mix: at('sft-mix'), ...opt('world_images', p.world_images), ...opt('steps', p.sft_steps), ...(p.vision_steps >= 0 ? { vision_pretrain_steps: p.vision_steps } : {}) });
       await run('preference', 'preference', { world });
       for (const facts of [false, true]) {
         await run('reward-train', facts ? 'rm-fact' : 'rm-vanilla', { preferences: at('preference'), sft: at('sft'), world, facts, ...opt('steps', p.rm_steps) });

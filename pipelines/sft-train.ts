@@ -307,7 +307,8 @@ async function pretrainVision(
   for (const gt of (await heldoutImages(worldDir)).slice(0, 256)) {
     heldout.push({ image: gt.image, pixels: await images.load(gt.image), tags: tagsOf(gt.objects.map((o) => `${o.color} ${o.shape}`)) });
   }
-  const epochs = Math.max(1, Math.ceil((steps * batchSize) / pathOf.size) + 1);
+  // every training image has captions, so the count is exact: no spare epoch to drain
+  const epochs = Math.max(1, Math.ceil((steps * batchSize) / pathOf.size));
   const flow = await ctx.flow({
     source: repeatEpochs({ source: cocoCaptionsSource({ file: path.join(worldDir, SHAPES_WORLD_FILES.coco_captions), name: 'captions' }), epochs, name: 'captions', expectedRecords: steps * batchSize }),
     stages: [

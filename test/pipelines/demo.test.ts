@@ -24,7 +24,7 @@ test.serial('demo, 2 seeds at toy size: every stage runs, report.json has mean a
   await runPipeline(demo, {
     out,
     cwd: ROOT,
-    params: { seeds: 2, world_images: 20, sft_steps: 2, rm_steps: 2, ppo_steps: 1, max_new_tokens: 6 },
+    params: { seeds: 2, world_images: 20, sft_steps: 2, vision_steps: 2, rm_steps: 2, ppo_steps: 1, max_new_tokens: 6 },
   });
   for (const k of [0, 1]) {
     const steps = await readdir(path.join(out, `seed-${k}`));

@@ -18,7 +18,7 @@ test.after.always(async () => {
 
 /** A tiny model on a tiny world: every stage of the pipeline, in seconds. */
 const TINY = {
-  world_images: 24, steps: 4, batch_size: 4, warmup: 1, image_size: 16, patch_size: 8, vision_width: 16, vision_layers: 1, vision_heads: 2,
+  world_images: 24, steps: 4, vision_pretrain_steps: 3, vision_batch_size: 4, batch_size: 4, warmup: 1, image_size: 16, patch_size: 8, vision_width: 16, vision_layers: 1, vision_heads: 2,
   width: 16, layers: 1, heads: 2, max_length: 192, vocab_size: 256, checkpoint_every: 2, eval_every: 2, log_every: 1,
   eval_images: 2, heldout_loss_questions: 4, threads: 1,
 };
@@ -30,8 +30,16 @@ test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only ev
   const result = summary.result as {
     heldout: { loss: number; yesno_accuracy: number; multichoice_accuracy: number; questions: number };
     parameters: { total: number }; backend: { name: string }; tokens_per_s: number; train: { steps: number }; world: string;
+    vision_pretraining: { steps: number; images: number; heldout: { images: number; ranking_accuracy: number } }; frozen: string[];
   };
   t.is(result.train.steps, 4);
+  // stage 1 ran on the world's captions, and SFT kept the encoder it made
+  t.is(result.vision_pretraining.steps, 3);
+  t.is(result.vision_pretraining.images, 12);
+  t.true(result.vision_pretraining.heldout.images > 0);
+  t.deepEqual(result.frozen, ['vision.']);
+  const visionLines = (await readFile(path.join(out, 'vision_metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+  t.is(visionLines.at(-1)!.step, 3);
   t.true(result.heldout.loss > 0);
   t.true(result.heldout.yesno_accuracy >= 0 && result.heldout.yesno_accuracy <= 1);
   t.true(result.heldout.multichoice_accuracy >= 0 && result.heldout.multichoice_accuracy <= 1);
