@@ -1,3 +1,4 @@
+import type { InputFingerprint } from './input-fingerprints.ts';
 import type { Source, Stage, Sink } from '../stream/stage.ts';
 import type { ProgressSink } from '../stream/progress.ts';
 
@@ -75,6 +76,12 @@ export interface RunSummary {
   readonly elapsed_s: number;
   /** Whatever the pipeline's `run` returned (metrics, paths). */
   readonly result?: unknown;
+  /** A fresh id per finished run: what runs made from this output record (input-fingerprints.ts). */
+  readonly run_id?: string;
+  /** The pipeline's `version` when it ran (absent: 1). */
+  readonly version?: number;
+  /** What the path params pointed at (input-fingerprints.ts). */
+  readonly inputs?: readonly InputFingerprint[];
 }
 
 export interface PipelineConfig<P extends ParamSpecs> {
@@ -82,6 +89,11 @@ export interface PipelineConfig<P extends ParamSpecs> {
   /** One line, shown by `pipeline list`. */
   readonly description: string;
   readonly params: P;
+  /**
+   * Bump when the pipeline's output changes for the same params (a generator's text, a format):
+   * `ctx.ensure` then makes outputs of older versions again. Default 1.
+   */
+  readonly version?: number;
   run(ctx: PipelineContext<ParamValues<P>>): Promise<unknown>;
 }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { changedInputs, fingerprintInputs } from './input-fingerprints.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -110,6 +112,9 @@ export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>,
       flows: handle.flows(),
       elapsed_s: Math.round(performance.now() - began) / 1000,
       ...(result === undefined ? {} : { result }),
+      run_id: randomUUID(),
+      version: resolved.config.version ?? 1,
+      inputs: await fingerprintInputs(resolved.config.params, resolved.params as Readonly<Record<string, unknown>>, resolved.out),
     };
     await writeJsonAtomic(path.join(resolved.out, runFileName('summary', resolved.partition)), summary);
     return summary;
@@ -120,7 +125,8 @@ export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>,
 
 /**
  * `ctx.ensure`: runs `pipeline` into `out` (relative to the run's cwd) with the parent's seed (or `seed`),
- * unless `<out>/summary.json` already records the same pipeline, params and seed.
+ * unless `<out>/summary.json` already records the same pipeline, params, seed and pipeline version,
+ * made from path inputs that are still what they were then (input-fingerprints.ts).
  */
 async function ensurePipeline(
   pipeline: string | PipelineConfig<ParamSpecs>,
@@ -133,10 +139,17 @@ async function ensurePipeline(
   const config = typeof pipeline === 'string' ? (await loadPipeline(pipeline, { cwd: parent.cwd })).config : pipeline;
   const child = resolvePipeline(config, { out, params: params ?? {}, seed: seed ?? parent.seed, policy: parent.policy, backend: parent.backend, cwd: parent.cwd });
   const done = await readRunSummary(child.out);
+  let why = done ? 'was made with other params or seed' : '';
   if (done && done.pipeline === child.name && done.seed === child.seed && canonical(done.params) === canonical(child.params)) {
-    run.log(`${child.name}: already made in ${child.out}, reusing it`);
-    return done;
+    const version = config.version ?? 1;
+    const changed = await changedInputs(done.inputs ?? [], child.out);
+    if ((done.version ?? 1) !== version) why = `was made by version ${done.version ?? 1} of the pipeline, this is version ${version}`;
+    else if (changed.length > 0) why = `was made from inputs that changed since (${changed.join('; ')})`;
+    else {
+      run.log(`${child.name}: already made in ${child.out}, reusing it`);
+      return done;
+    }
   }
-  run.log(done ? `${child.name}: ${child.out} was made with other params or seed, running it again` : `${child.name}: making ${child.out}`);
+  run.log(done ? `${child.name}: ${child.out} ${why}, running it again` : `${child.name}: making ${child.out}`);
   return runPipeline(config, { out: child.out, params: child.params, seed: child.seed, policy: child.policy, backend: child.backend, cwd: child.cwd, signal: run.signal, progress: run.progress, log: run.log });
 }

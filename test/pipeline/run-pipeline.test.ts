@@ -165,3 +165,64 @@ test('ensure() runs a missing dependency once, reuses it, and reruns it when par
   const r = await runPipeline(byName, { cwd });
   t.deepEqual(r.result, { rows: 5, sum: 10 });
 });
+
+test('ensure() makes an output again when its pipeline version changed or an input it was made from changed', async (t) => {
+  const cwd = await tmp();
+  const runs = { world: 0, mix: 0 };
+  const world = (version: number) => definePipeline({
+    name: 'world',
+    description: 'makes a world',
+    version,
+    params: { size: { type: 'number', default: 2, description: 'size' } },
+    async run(ctx) {
+      runs.world++;
+      await writeFile(path.join(ctx.out, 'world.txt'), `world v${version} size ${ctx.params.size}`);
+      return {};
+    },
+  });
+  const mix = definePipeline({
+    name: 'mix',
+    description: 'reads a world folder and a notes file',
+    params: { world: { type: 'path', default: 'world', description: 'world folder' }, notes: { type: 'path', default: 'notes.txt', description: 'a plain file' } },
+    async run(ctx) {
+      runs.mix++;
+      return { text: await readFile(path.join(ctx.params.world, 'world.txt'), 'utf8') };
+    },
+  });
+  await writeFile(path.join(cwd, 'notes.txt'), 'first');
+  const main = (worldVersion: number, worldSize = 2) => definePipeline({
+    name: 'main',
+    description: 'world, then mix',
+    params: {},
+    async run(ctx) {
+      await ctx.ensure(world(worldVersion), 'world', { size: worldSize });
+      return (await ctx.ensure(mix, 'mix', { world: 'world', notes: 'notes.txt' })).result;
+    },
+  });
+  const logs: string[] = [];
+  const log = (m: string) => logs.push(m);
+  await runPipeline(main(1), { cwd, log });
+  t.deepEqual(runs, { world: 1, mix: 1 });
+  const first = await readRunSummary(path.join(cwd, 'mix'));
+  t.is(first!.version, 1);
+  t.true(typeof first!.run_id === 'string' && first!.run_id.length > 0);
+  t.deepEqual(first!.inputs!.map((i) => [i.param, i.made_by?.out ?? null]), [['world', path.join(cwd, 'world')], ['notes', null]]);
+
+  await runPipeline(main(1), { cwd, log });
+  t.deepEqual(runs, { world: 1, mix: 1 }, 'nothing changed: both reused');
+
+  // the world's generator changed (version 2): the world is made again, and so is the mix made from it
+  const r = await runPipeline(main(2), { cwd, log });
+  t.deepEqual(runs, { world: 2, mix: 2 });
+  t.deepEqual(r.result, { text: 'world v2 size 2' }, 'the mix read the new world, not a stale one');
+  t.regex(logs.join('\n'), /world: .*world was made by version 1 of the pipeline, this is version 2, running it again/);
+  t.regex(logs.join('\n'), /mix: .*mix was made from inputs that changed since \(world: .*world was made again\), running it again/);
+
+  // a plain file input changed: the mix again, the world reused
+  await writeFile(path.join(cwd, 'notes.txt'), 'second, longer');
+  await runPipeline(main(2), { cwd, log });
+  t.deepEqual(runs, { world: 2, mix: 3 });
+  t.regex(logs.at(-1)!, /notes: .*notes\.txt changed/);
+  await runPipeline(main(2), { cwd, log });
+  t.deepEqual(runs, { world: 2, mix: 3 }, 'and reused after that');
+});
