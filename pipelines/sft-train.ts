@@ -89,7 +89,7 @@ export default definePipeline({
     images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world (made if missing) for the default data and the held-out questions' },
     world_images: { type: 'number', default: WORLD_DEFAULT_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made' },
-    mix: { type: 'path', default: 'runs/sft-mix-direct', description: 'where the default SFT mix is made (when data is empty)' },
+    mix: { type: 'path', default: '', description: 'where the default SFT mix is made (when data is empty); empty: runs/sft-mix-<aokvqa_mode>' },
     aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the default mix: the letter (what the held-out questions ask), a rationale first, or each question one of the two' },
     steps: { type: 'number', default: 600, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the data (0: as many as steps need)' },
@@ -135,7 +135,7 @@ export default definePipeline({
     let dataDir: string;
     if (p.data === '') {
       // inputs named explicitly, so sft-mix does not (re)make a world of its own
-      dataDir = (await ctx.ensure('sft-mix', p.mix, {
+      dataDir = (await ctx.ensure('sft-mix', p.mix === '' ? `runs/sft-mix-${p.aokvqa_mode}` : p.mix, {
         vqav2: path.join(worldDir, 'vqav2'),
         aokvqa: path.join(worldDir, 'aokvqa'),
         flickr30k: path.join(worldDir, 'flickr30k_entities'),
