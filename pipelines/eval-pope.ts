@@ -34,7 +34,7 @@ export default definePipeline({
     policy: { type: 'path', default: '', description: 'policy checkpoint folder that answers the questions (instead of answers)' },
     images: { type: 'path', default: '', description: 'image folder for policy answering (POPE image names are relative to it); empty: the shapes world\'s images/coco/val2014' },
     prompt_suffix: { type: 'string', default: DEFAULT_VQA_SUFFIX, description: 'added on a new line after each question when the policy answers ("": none)' },
-    max_new_tokens: { type: 'number', default: 32, min: 1, max: 4096, integer: true, description: 'longest answer the policy may give' },
+    max_new_tokens: { type: 'number', default: 48, min: 1, max: 4096, integer: true, description: 'longest answer the policy may give (evidence-first answers need ~30)' },
     batch_size: { type: 'number', default: 8, min: 1, max: 4096, integer: true, description: 'questions per policy call' },
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world folder, generated if missing (used for inputs left empty)' },
     format: { type: 'enum', default: 'parquet', values: ['parquet', 'arrow', 'jsonl'], description: 'eval shard format' },

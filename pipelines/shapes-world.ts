@@ -11,7 +11,8 @@ import { generateShapesWorld } from '../sources/shapes-world.ts';
 export default definePipeline({
   name: 'shapes-world',
   // 2: LLaVA "No" answers say what the image holds; length-neutral preference pairs
-  version: 2,
+  // 3: LLaVA yes/no answers state the evidence first ("The image shows ..., so no, ...")
+  version: 3,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {
     images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },

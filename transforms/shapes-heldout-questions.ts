@@ -6,20 +6,21 @@
  *   yes/no, balanced (per image as many absent kinds as present ones), alternating the two
  *   phrasings the SFT mix holds:
  *     VQA-v2:  "Is there a red circle?\nAnswer the question using a single word or phrase."  -> "Yes"
- *     LLaVA:   "Is there a red circle in the image?"                                         -> "Yes, there is ..."
+ *     LLaVA:   "Is there a red circle in the image?"  -> "The image shows ..., so yes, there is ..."
  *   multiple choice, A-OKVQA direct format (the aokvqa-multichoice converter's prompt):
  *     colour:  "What color is the star at the top left?\nA. red\nB. ...\nAnswer with the option's letter from the given choices directly."
  *     shape:   "Which shape in the picture is red?\nA. circle\n..."
  *
  * Only unambiguous questions are asked (a colour question names a shape whose position is unique,
  * a shape question a colour that only one object has), as the world's A-OKVQA generator does.
- * Deterministic for a seed. Scoring: yes/no by the first word, multiple choice by the first letter.
+ * Deterministic for a seed. Scoring: yes/no by the verdict (yesNoOf), multiple choice by the first letter.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { Rng, deriveSeed } from '../src/stream/random.ts';
-import { COLORS, SHAPES, objectKey, objectPhrase, positionOf, positionPhrase, type GroundTruth } from '../schemas/shapes-world.ts';
+import { COLORS, SHAPES, objectKey, objectPhrase, positionOf, positionPhrase, type Color, type GroundTruth, type Shape } from '../schemas/shapes-world.ts';
+import { evidenceYesNo } from '../sources/shapes-world-text.ts';
 import type { AokvqaItem } from '../schemas/aokvqa-item.ts';
 import { loadShapesTruth } from '../sources/shapes-truth.ts';
 import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
@@ -81,12 +82,9 @@ export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptio
     const phrase = objectPhrase({ color, shape });
     const form = rng.next() < 0.5 ? 'vqa' : 'llava';
     const question = form === 'vqa' ? `Is there ${phrase}?\n${DEFAULT_VQA_SUFFIX}` : `Is there ${phrase} in the image?`;
-    let reference: string;
-    if (form === 'vqa') reference = isThere ? 'Yes' : 'No';
-    else if (isThere) {
-      const o = objs.find((x) => objectKey(x) === key)!;
-      reference = `Yes, there is ${objectPhrase(o)} ${positionPhrase(o.position)}.`;
-    } else reference = `No, there is no ${color} ${shape} in the image.`;
+    const reference = form === 'vqa'
+      ? (isThere ? 'Yes' : 'No')
+      : evidenceYesNo(objs, { color: color as Color, shape: shape as Shape }, isThere ? objs.find((x) => objectKey(x) === key)! : undefined);
     out.push({ id: `${base}#yn${i}`, image: gt.image, kind: 'yesno', form, question, answer: isThere ? 'Yes' : 'No', reference });
   });
   const positions = counts(objs.map((o) => o.position));
@@ -149,10 +147,15 @@ export async function loadHeldoutQuestions(worldDir: string, options: LoadHeldou
   return images.flatMap((gt) => questionsForImage(gt, options));
 }
 
-/** "Yes"/"No" from the first word of a reply, else null. */
+/**
+ * The verdict of a reply: its first word when that is yes/no ("Yes, there is ..."), else the word
+ * after "so" in an evidence-first answer ("The image shows ..., so no, ..."), else null.
+ */
 export function yesNoOf(reply: string): 'Yes' | 'No' | null {
   const w = reply.trim().split(/[\s,.!?;:]+/)[0]?.toLowerCase();
-  return w === 'yes' ? 'Yes' : w === 'no' ? 'No' : null;
+  if (w === 'yes' || w === 'no') return w === 'yes' ? 'Yes' : 'No';
+  const m = /\bso (yes|no)\b/i.exec(reply);
+  return m ? (m[1]!.toLowerCase() === 'yes' ? 'Yes' : 'No') : null;
 }
 
 /** The option letter a reply starts with ("B", "B.", "(B)"), else null. */

@@ -41,7 +41,13 @@ test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A
     t.is(q.answer, present ? 'Yes' : 'No', q.question);
     if (q.form === 'vqa') t.true(q.question.endsWith(`?\n${DEFAULT_VQA_SUFFIX}`), q.question);
     else t.true(q.question.endsWith(' in the image?'), q.question);
-    t.true(q.reference.startsWith(q.answer));
+    if (q.form === 'vqa') t.is(q.reference, q.answer);
+    else {
+      // evidence first: every object kind of the image, then the verdict
+      t.regex(q.reference, new RegExp(`^The image shows .*, so ${q.answer.toLowerCase()}, there is ${q.answer === 'Yes' ? 'an? ' : 'no '}`), q.reference);
+      for (const o of gt.objects) t.true(q.reference.includes(`${o.color} ${o.shape}`), `${o.color} ${o.shape} in ${q.reference}`);
+      t.is(yesNoOf(q.reference), q.answer);
+    }
   }
   const mc = qs.filter((q) => q.kind === 'multichoice');
   t.deepEqual(mc.map((q) => q.form), ['color', 'shape']);
@@ -72,8 +78,11 @@ test('held-out images: the world\'s heldout and eval images, never SFT ones', as
   t.true(err!.message.includes(path.join(world, 'nope', 'world.json')));
 });
 
-test('scoring: yes/no by the first word, multiple choice by the first letter', (t) => {
+test('scoring: yes/no by the first word or the verdict after "so", multiple choice by the first letter', (t) => {
   t.is(yesNoOf('Yes, there is a red circle.'), 'Yes');
+  t.is(yesNoOf('The image shows a blue square, so no, there is no red circle in the image.'), 'No');
+  t.is(yesNoOf('The image shows two red circles, so yes, there is a small red circle at the top.'), 'Yes');
+  t.is(yesNoOf('The image shows a blue square and'), null, 'cut off before the verdict');
   t.is(yesNoOf(' no'), 'No');
   t.is(yesNoOf('There is no red circle.'), null);
   t.is(letterOf('B'), 'B');
