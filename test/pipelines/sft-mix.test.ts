@@ -112,7 +112,7 @@ test('without a vqav2 folder it uses the shapes world (reused when already made)
     await cp(path.join(EMMA, f), path.join(world, 'vqav2', f));
   }
   const resolved = resolvePipeline(shapesWorld, { out: world, cwd: ROOT });
-  await writeFile(path.join(world, 'summary.json'), JSON.stringify({ pipeline: 'shapes-world', out: world, seed: resolved.seed, params: resolved.params, flows: [], elapsed_s: 0 }));
+  await writeFile(path.join(world, 'summary.json'), JSON.stringify({ pipeline: 'shapes-world', out: world, seed: resolved.seed, params: resolved.params, flows: [], elapsed_s: 0, version: shapesWorld.version }));
   const logs: string[] = [];
   const summary = await runPipeline(sftMix, { out: path.join(tmp, 'from-world'), params: { world, ...VQA_ONLY }, cwd: ROOT, log: (m) => logs.push(m) });
   t.true(logs.some((l) => l.includes('already made')));
