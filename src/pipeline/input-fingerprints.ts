@@ -7,9 +7,8 @@
  * summaries: by size and mtime). A path no run made is identified by its size and mtime.
  * URLs and the words "" / "none" are not fingerprinted.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
 import type { ParamSpecs } from './define-pipeline.ts';
 
 export interface InputFingerprint {
