@@ -8,7 +8,7 @@
  *       --set coco=annotations/captions_train2014.json --set images=data/images
  */
 import path from 'node:path';
-import { isShapesWorld } from '../sources/shapes-world.ts';
+import { shapesWorldFor } from './shapes-world.ts';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { Stage } from '../src/stream/stage.ts';
@@ -43,7 +43,7 @@ export default definePipeline({
     let world: string | undefined;
     const fromWorld = async (rel: string): Promise<string> => {
       // a complete world (world.json written last) is used as it is, whatever it was made with
-      world ??= (await isShapesWorld(p.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world)).out;
+      world ??= await shapesWorldFor(ctx, p.world);
       return path.join(world, rel);
     };
     const preference = p.preference !== '' ? p.preference : await fromWorld('llava/llava_7b_v1_preference.json');

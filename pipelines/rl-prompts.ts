@@ -13,7 +13,7 @@
  *       --set vqav2=data/vqa-v2 --set coco=annotations/captions_train2014.json --set images=data/images
  */
 import path from 'node:path';
-import { isShapesWorld } from '../sources/shapes-world.ts';
+import { shapesWorldFor } from './shapes-world.ts';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import { mixSources } from '../src/stream/mix.ts';
@@ -76,7 +76,7 @@ export default definePipeline({
     const usesWorld = [p.llava, p.aokvqa, p.vqav2, p.coco].some((v) => v === '');
     const fromWorld = async (rel: string): Promise<string> => {
       // a complete world (world.json written last) is used as it is, whatever it was made with
-      world ??= (await isShapesWorld(p.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world)).out;
+      world ??= await shapesWorldFor(ctx, p.world);
       return path.join(world, rel);
     };
     const input = async (value: string, rel: string): Promise<string | undefined> => (value === 'none' ? undefined : value !== '' ? value : fromWorld(rel));

@@ -18,7 +18,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isShapesWorld } from '../sources/shapes-world.ts';
+import { shapesWorldFor } from './shapes-world.ts';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import { mixSources } from '../src/stream/mix.ts';
@@ -105,7 +105,7 @@ export default definePipeline({
       if (value === 'none') return undefined;
       if (value !== '') return /^https?:\/\//.test(value) ? value : path.resolve(value);
       // a complete world (world.json written last) is used as it is, whatever it was made with
-      world ??= (await isShapesWorld(p.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world)).out;
+      world ??= await shapesWorldFor(ctx, p.world);
       return path.join(world, rel);
     };
     const vqaDir = await input(p.vqav2, 'vqav2');

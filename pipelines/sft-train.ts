@@ -33,7 +33,8 @@ import { readManifest } from '../schemas/manifest.ts';
 import { conversationSchema, type Conversation } from '../schemas/conversation.ts';
 import { shardSource } from '../sources/shards.ts';
 import { repeatEpochs } from '../sources/repeat-epochs.ts';
-import { SHAPES_WORLD_FILES, isShapesWorld } from '../sources/shapes-world.ts';
+import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
+import { shapesWorldFor } from './shapes-world.ts';
 import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
@@ -131,7 +132,7 @@ export default definePipeline({
     const worldParams = p.world_images === WORLD_DEFAULT_IMAGES ? {} : { images: p.world_images };
     // a complete world (world.json written last) is used as it is, whatever it was made with, as
     // the other pipelines do: every stage of the recipe then sees the same world
-    const worldDir = (await isShapesWorld(p.world)) ? path.resolve(p.world) : (await ctx.ensure('shapes-world', p.world, worldParams)).out;
+    const worldDir = await shapesWorldFor(ctx, p.world, worldParams);
     let dataDir: string;
     if (p.data === '') {
       // inputs named explicitly, so sft-mix does not (re)make a world of its own

@@ -4,11 +4,13 @@
  * real formats of VQA-v2, A-OKVQA, COCO captions, Flickr30k Entities, LLaVA instructions,
  * LLaVA-RLHF preferences, POPE and MMHal-Bench) into the run folder.
  */
-import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import path from 'node:path';
+import { definePipeline, type PipelineContext } from '../src/pipeline/define-pipeline.ts';
+import { readRunSummary } from '../src/pipeline/run-pipeline.ts';
 import { InvalidOptionError } from '../src/errors.ts';
-import { generateShapesWorld } from '../sources/shapes-world.ts';
+import { generateShapesWorld, isShapesWorld } from '../sources/shapes-world.ts';
 
-export default definePipeline({
+const shapesWorldPipeline = definePipeline({
   name: 'shapes-world',
   // 2: LLaVA "No" answers say what the image holds; length-neutral preference pairs
   // 3: LLaVA yes/no answers state the evidence first ("The image shows ..., so no, ...")
@@ -60,3 +62,21 @@ export default definePipeline({
     }
   },
 });
+
+export default shapesWorldPipeline;
+
+/**
+ * The world folder a pipeline reads. A complete world there is used with the params and seed it
+ * was made with, whatever they were (every stage of a recipe then sees the same world), but made
+ * again, with those params, when an older version of this pipeline made it. A world without a run
+ * summary (copied by hand) is taken as it is; a missing one is made with `params`.
+ */
+/** `dir`: absolute, as path params arrive. */
+export async function shapesWorldFor(ctx: Pick<PipelineContext<unknown>, 'ensure'>, dir: string, params: Record<string, unknown> = {}): Promise<string> {
+  if (await isShapesWorld(dir)) {
+    const done = await readRunSummary(dir);
+    if (!done || done.pipeline !== shapesWorldPipeline.name) return path.resolve(dir);
+    return (await ctx.ensure(shapesWorldPipeline, dir, { ...done.params }, { seed: done.seed })).out;
+  }
+  return (await ctx.ensure(shapesWorldPipeline, dir, params)).out;
+}

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { changedInputs, fingerprintInputs } from './input-fingerprints.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +10,7 @@ import { partitionTag } from './partition.ts';
 import { resolvePipeline, type PipelineOptions, type ResolvedPipeline } from './resolve-params.ts';
 import { createRunContext } from './run-context.ts';
 import { writeJsonAtomic } from '../../schemas/manifest.ts';
+import { changedInputs, fingerprintInputs } from './input-fingerprints.ts';
 
 export interface RunOptions extends PipelineOptions {
   /** Cancels the run (the CLI links SIGINT here). */

@@ -1,9 +1,10 @@
 import test from 'ava';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runPipeline } from '../../src/pipeline/run-pipeline.ts';
-import shapesWorld from '../../pipelines/shapes-world.ts';
+import { readRunSummary, runPipeline } from '../../src/pipeline/run-pipeline.ts';
+import { definePipeline } from '../../src/pipeline/define-pipeline.ts';
+import shapesWorld, { shapesWorldFor } from '../../pipelines/shapes-world.ts';
 
 test('the shapes-world pipeline writes a world through the runner, with progress and --seed', async (t) => {
   const out = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-pipe-'));
@@ -30,4 +31,31 @@ test('the shapes-world pipeline refuses partitions', async (t) => {
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.regex(err!.message, /option "partition"/);
   await rm(out, { recursive: true, force: true });
+});
+
+test('shapesWorldFor: a finished world is reused with its own params, made again (same params, seed) when an older version made it', async (t) => {
+  const cwd = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-for-'));
+  const world = path.join(cwd, 'world');
+  await runPipeline(shapesWorld, { out: world, seed: 7, params: { images: 6, eval_images: 2, mmhal_per_type: 0 } });
+  const reader = definePipeline({
+    name: 'reader',
+    description: 'reads the world',
+    params: { world: { type: 'path', default: 'world', description: 'world folder' } },
+    async run(ctx) { return { world: await shapesWorldFor(ctx, ctx.params.world, { images: 99 }) }; },
+  });
+  const logs: string[] = [];
+  const r = await runPipeline(reader, { cwd, seed: 1, log: (m) => logs.push(m) });
+  t.deepEqual(r.result, { world });
+  t.regex(logs.join('\n'), /shapes-world: already made in .*world, reusing it/, 'its own params and seed, not the caller\'s');
+  // pretend an older generator made it: it is made again with the params and seed it had
+  const old = (await readRunSummary(world))!;
+  await writeFile(path.join(world, 'summary.json'), JSON.stringify({ ...old, version: 1 }));
+  await runPipeline(reader, { cwd, seed: 1, log: (m) => logs.push(m) });
+  t.regex(logs.join('\n'), /was made by version 1 of the pipeline, this is version \d+, running it again/);
+  const now = (await readRunSummary(world))!;
+  t.is(now.version, shapesWorld.version);
+  t.is(now.seed, 7);
+  t.deepEqual(now.params, old.params);
+  t.not(now.run_id, old.run_id);
+  await rm(cwd, { recursive: true, force: true });
 });
