@@ -14,7 +14,8 @@ const shapesWorldPipeline = definePipeline({
   name: 'shapes-world',
   // 2: LLaVA "No" answers say what the image holds; length-neutral preference pairs
   // 3: LLaVA yes/no answers state the evidence first ("The image shows ..., so no, ...")
-  version: 3,
+  // 4: objects on a 16-px grid by default (layout=grid), one whole object per patch
+  version: 4,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {
     images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },
@@ -24,6 +25,7 @@ const shapesWorldPipeline = definePipeline({
     hallucination_rate: { type: 'number', default: 0.3, min: 0, max: 1, description: 'share of LLaVA detailed descriptions that also name an absent, co-occurring object' },
     annotator_noise: { type: 'number', default: 0.05, min: 0, max: 0.5, description: 'share of preference labels the simulated annotator flips' },
     max_objects: { type: 'number', default: 4, min: 1, max: 6, integer: true, description: 'objects per image, 1..max_objects' },
+    layout: { type: 'enum', default: 'grid', values: ['grid', 'free'], description: 'object placement: grid (each object inside one 16-px cell, a large one in a 2x2 block: what 16-px patches see whole) or free' },
     preference_per_image: { type: 'number', default: 2, min: 0, max: 20, integer: true, description: 'preference pairs per held-out image' },
     mmhal_per_type: { type: 'number', default: 12, min: 0, max: 1000, integer: true, description: 'MMHal-Bench questions per question type (8 types)' },
     concurrency: { type: 'number', default: 4, min: 1, max: 64, integer: true, description: 'images rendered at once' },
@@ -46,6 +48,7 @@ const shapesWorldPipeline = definePipeline({
         hallucinationRate: p.hallucination_rate,
         annotatorNoise: p.annotator_noise,
         maxObjects: p.max_objects,
+        layout: p.layout,
         preferencePerImage: p.preference_per_image,
         mmhalPerType: p.mmhal_per_type,
         concurrency: p.concurrency,

@@ -13,7 +13,7 @@ import { createAdamW } from '../src/model/adamw.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import { applyGradients, computeGradients } from '../src/model/train-step.ts';
-import { createTagHead, predictTags, scoreTags, tagLoss, visionParameters, type TagScores } from '../src/model/vision-pretrain.ts';
+import { createTagHead, predictTags, scoreTags, tagLoss, visionParameters, type TagPooling, type TagScores } from '../src/model/vision-pretrain.ts';
 
 export const VISION_METRICS_FILE = 'vision_metrics.jsonl';
 
@@ -39,6 +39,8 @@ export interface VisionPretrainerOptions {
   logEvery?: number;
   clipNorm?: number;
   seed?: number;
+  /** How the tag head pools the patches (vision-pretrain.ts); default 'max'. */
+  pooling?: TagPooling;
   progress?: ProgressSink;
 }
 
@@ -85,7 +87,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
     async write(input: AsyncIterable<TaggedImage[]>, ctx: SinkContext): Promise<VisionPretrainerSummary> {
       await mkdir(out, { recursive: true });
       await writeFile(metricsFile, '');
-      const head = createTagHead(model, options.tags, options.seed ?? ctx.seed);
+      const head = createTagHead(model, options.tags, options.seed ?? ctx.seed, options.pooling ?? 'max');
       const params = [...visionParameters(model), ...head.parameters];
       const optimizer = createAdamW(params);
       const bar = options.progress?.start('vision', { total: steps, unit: 'steps' });

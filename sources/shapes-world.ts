@@ -33,7 +33,7 @@ import {
   objectPhrase,
   type GroundTruth,
 } from '../schemas/shapes-world.ts';
-import { COMPANION_RATE, IMAGE_SIZE, SIZE_PIXELS, createCooccurrence, sampleScene, type Cooccurrence, type Scene } from './shapes-world-scene.ts';
+import { COMPANION_RATE, GRID_CELL, GRID_SIZE_PIXELS, IMAGE_SIZE, LAYOUTS, SIZE_PIXELS, createCooccurrence, sampleScene, type Cooccurrence, type Layout, type Scene } from './shapes-world-scene.ts';
 import { JPEG_QUALITY, createTaskPool, renderScene } from './shapes-world-render.ts';
 import {
   MMHAL_TYPES,
@@ -81,6 +81,8 @@ export interface ShapesWorldOptions {
   annotatorNoise?: number;
   /** Objects per image, 1..maxObjects; default 4 (at most 6). */
   maxObjects?: number;
+  /** Object placement: 'grid' (default; one object per 16-px cell) or 'free'. */
+  layout?: Layout;
   /** Preference pairs per held-out image; default 2. */
   preferencePerImage?: number;
   /** MMHal questions per question type; default 12 (96 in all, as the real benchmark). */
@@ -168,6 +170,7 @@ export function resolveShapesWorldOptions(options: ShapesWorldOptions): Resolved
     hallucinationRate: checkNumber('hallucinationRate', options.hallucinationRate ?? 0.3, 0, 1, false),
     annotatorNoise: checkNumber('annotatorNoise', options.annotatorNoise ?? 0.05, 0, 0.5, false),
     maxObjects: checkNumber('maxObjects', options.maxObjects ?? 4, 1, 6, true),
+    layout: checkLayout(options.layout ?? 'grid'),
     preferencePerImage: checkNumber('preferencePerImage', options.preferencePerImage ?? 2, 0, 20, true),
     mmhalPerType: checkNumber('mmhalPerType', options.mmhalPerType ?? 12, 0, 1000, true),
     concurrency: checkNumber('concurrency', options.concurrency ?? 4, 1, 64, true),
@@ -176,6 +179,11 @@ export function resolveShapesWorldOptions(options: ShapesWorldOptions): Resolved
   };
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new InvalidOptionError('onProgress', 'must be a function');
   return resolved;
+}
+
+function checkLayout(layout: unknown): Layout {
+  if (!LAYOUTS.includes(layout as Layout)) throw new InvalidOptionError('layout', `must be one of ${LAYOUTS.join(', ')}, got ${JSON.stringify(layout)}`);
+  return layout as Layout;
 }
 
 const pad12 = (n: number) => String(n).padStart(12, '0');
@@ -202,9 +210,9 @@ interface Sampled {
   readonly gt: GroundTruth;
 }
 
-function sampleImage(seed: number, cooc: Cooccurrence, maxObjects: number, kind: ImageKind, index: number, id: number): Sampled {
+function sampleImage(seed: number, cooc: Cooccurrence, o: Pick<ResolvedShapesWorldOptions, 'maxObjects' | 'layout'>, kind: ImageKind, index: number, id: number): Sampled {
   const rng = new Rng(deriveSeed(seed, `${kind}/${index}`));
-  const scene = sampleScene(rng.fork('scene'), cooc, maxObjects);
+  const scene = sampleScene(rng.fork('scene'), cooc, o.maxObjects, o.layout);
   const image = kind === 'coco-train' ? `coco/train2017/${pad12(id)}.jpg` : kind === 'flickr' ? `flickr30k/${id}.jpg` : `coco/val2014/COCO_val2014_${pad12(id)}.jpg`;
   const gt: GroundTruth = {
     image,
@@ -294,7 +302,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
       checkAbort();
       const id = ids.coco(i);
       const heldout = i >= sftCount;
-      const { rng, scene, gt } = sampleImage(seed, cooc, o.maxObjects, 'coco-train', i, id);
+      const { rng, scene, gt } = sampleImage(seed, cooc, o, 'coco-train', i, id);
       (heldout ? splits.heldout : splits.train).push(id);
       counts.objects += gt.objects.length;
       await gtOut.write(JSON.stringify(gt) + '\n');
@@ -415,7 +423,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
     for (let j = 0; j < o.flickrImages; j++) {
       checkAbort();
       const id = ids.flickr(j);
-      const { rng, scene, gt } = sampleImage(seed, cooc, o.maxObjects, 'flickr', j, id);
+      const { rng, scene, gt } = sampleImage(seed, cooc, o, 'flickr', j, id);
       counts.objects += gt.objects.length;
       await gtOut.write(JSON.stringify(gt) + '\n');
       const split = j >= o.flickrImages - flickrHeld ? 'test' : j >= o.flickrImages - 2 * flickrHeld ? 'val' : 'train';
@@ -439,7 +447,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
     for (let k = 0; k < o.evalImages; k++) {
       checkAbort();
       const id = ids.coco(o.images + k);
-      const { scene, gt } = sampleImage(seed, cooc, o.maxObjects, 'eval', k, id);
+      const { scene, gt } = sampleImage(seed, cooc, o, 'eval', k, id);
       splits.eval.push(id);
       counts.objects += gt.objects.length;
       await gtOut.write(JSON.stringify(gt) + '\n');
@@ -460,7 +468,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
     for (let k = 0; k < o.evalImages; k++) {
       checkAbort();
       const id = ids.coco(o.images + k);
-      const { rng, gt } = sampleImage(seed, cooc, o.maxObjects, 'eval', k, id);
+      const { rng, gt } = sampleImage(seed, cooc, o, 'eval', k, id);
       const prng = rng.fork('pope');
       const present = [...new Set(gt.objects.map(objectKey))];
       const yes = prng.shuffle(present.slice()).slice(0, 3);
@@ -491,7 +499,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
         for (let tries = 0; tries < Math.min(o.evalImages, 50); tries++) {
           const k = evalOrder[(t * o.mmhalPerType + j + tries) % o.evalImages]!;
           const id = ids.coco(o.images + k);
-          const { gt } = sampleImage(seed, cooc, o.maxObjects, 'eval', k, id);
+          const { gt } = sampleImage(seed, cooc, o, 'eval', k, id);
           const item = mmhalItem(type, gt, cooc, mrng);
           if (!item) continue;
           mmhal.push({
@@ -537,12 +545,13 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
         hallucination_rate: o.hallucinationRate,
         annotator_noise: o.annotatorNoise,
         max_objects: o.maxObjects,
+        layout: o.layout,
         preference_per_image: o.preferencePerImage,
         mmhal_per_type: o.mmhalPerType,
       },
       counts,
       image_root: 'images',
-      image: { width: IMAGE_SIZE, height: IMAGE_SIZE, format: 'jpeg', quality: JPEG_QUALITY, size_pixels: SIZE_PIXELS },
+      image: { width: IMAGE_SIZE, height: IMAGE_SIZE, format: 'jpeg', quality: JPEG_QUALITY, size_pixels: o.layout === 'grid' ? GRID_SIZE_PIXELS : SIZE_PIXELS, ...(o.layout === 'grid' ? { grid_cell: GRID_CELL } : {}) },
       vocabulary: { shapes: SHAPES, colors: COLORS, sizes: SIZES, backgrounds: BACKGROUNDS, positions: POSITIONS },
       cooccurrence: { companion_rate: COMPANION_RATE, companion_pairs: cooc.pairs, popular: [...frequency.keys()].sort(byFrequency).slice(0, 10) },
       files: F,

@@ -12,19 +12,28 @@ import { linear } from './ops.ts';
 import { createParameterStore, type Parameter, type ParameterStore } from './parameters.ts';
 import { encodeImages, patchify } from './vision-encoder.ts';
 
+/**
+ * How patch features become one image's tag logits. `max` (default): the head scores every
+ * patch and the image takes each tag's best patch (multiple-instance learning), so each patch's
+ * own features must name what it holds, which is what the language model later attends to.
+ * `mean`: the head scores the mean of the patch features (a CLIP-like pooled embedding).
+ */
+export type TagPooling = 'max' | 'mean';
+
 export interface TagHead {
   readonly tags: number;
+  readonly pooling: TagPooling;
   readonly store: ParameterStore;
   readonly parameters: readonly Parameter[];
   dispose(): void;
 }
 
-export function createTagHead(model: MultimodalModel, tags: number, seed = 0): TagHead {
+export function createTagHead(model: MultimodalModel, tags: number, seed = 0, pooling: TagPooling = 'max'): TagHead {
   const store = createParameterStore(new Rng(seed), 'tag-head');
   const width = 2 * model.config.vision.width;
   store.add('tags.weight', 'tags', [width, tags], { kind: 'normal', std: 1 / Math.sqrt(width) });
   store.add('tags.bias', 'tags', [tags], { kind: 'zeros' });
-  return { tags, store, parameters: store.list(), dispose: () => store.dispose() };
+  return { tags, pooling, store, parameters: store.list(), dispose: () => store.dispose() };
 }
 
 /** The vision encoder's parameters (what pretraining trains, with the head). */
@@ -39,8 +48,10 @@ export function tagLogits(model: MultimodalModel, head: TagHead, pixels: Float32
   const p = cfg.vision.patchSize;
   const patches = tf.tensor2d(patchify(pixels, count, cfg.vision.imageSize, p), [count * n, p * p * 3]);
   const feats = encodeImages(model.params, cfg, patches, count);
-  const pooled = tf.mean(tf.reshape(feats, [count, n, feats.shape[1]]), 1) as tf.Tensor2D;
-  return linear(pooled, head.store.get('tags.weight') as tf.Tensor2D, head.store.get('tags.bias') as tf.Tensor1D);
+  const weight = head.store.get('tags.weight') as tf.Tensor2D;
+  const bias = head.store.get('tags.bias') as tf.Tensor1D;
+  if (head.pooling === 'mean') return linear(tf.mean(tf.reshape(feats, [count, n, feats.shape[1]]), 1) as tf.Tensor2D, weight, bias);
+  return tf.max(tf.reshape(linear(feats, weight, bias), [count, n, head.tags]), 1) as tf.Tensor2D;
 }
 
 /** Mean sigmoid cross-entropy over images and tags. */

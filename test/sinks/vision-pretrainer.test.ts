@@ -15,7 +15,9 @@ import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
 import { captionTagger, shapesWorldTags } from '../../src/model/vision-tags.ts';
-import { scoreTags } from '../../src/model/vision-pretrain.ts';
+import { createTagHead, scoreTags, tagLogits } from '../../src/model/vision-pretrain.ts';
+import { encodeImages, patchify } from '../../src/model/vision-encoder.ts';
+import { imageTokenCount } from '../../src/model/config.ts';
 import { visionPretrainer, VISION_METRICS_FILE, type TaggedImage } from '../../sinks/vision-pretrainer.ts';
 
 tf.env().set('PROD', true);
@@ -88,6 +90,32 @@ test.serial('pretrains the vision encoder only: loss falls, held-out colours are
   t.deepEqual(lmAfter, lmBefore);
   const visionAfter = model.parameters().filter((p) => p.name.startsWith('vision.')).map((p) => Array.from(p.variable.dataSync()));
   t.notDeepEqual(visionAfter, visionBefore);
+  model.dispose();
+});
+
+test('tag head pooling: max takes each tag\'s best patch, mean scores the mean patch (checked against the features by hand)', (t) => {
+  const config = resolveModelConfig({ vision: { imageSize: 16, patchSize: 8, width: 16 }, language: { vocabSize: 40 } }, TINY_MODEL_CONFIG);
+  const model = createModel(config, { seed: 3 });
+  const pixels = Float32Array.from({ length: 2 * 16 * 16 * 3 }, (_, i) => Math.sin(i * 0.37));
+  const n = imageTokenCount(config);
+  const feats = tf.tidy(() => encodeImages(model.params, config, tf.tensor2d(patchify(pixels, 2, 16, 8), [2 * n, 8 * 8 * 3]), 2).arraySync() as number[][]);
+  for (const pooling of ['max', 'mean'] as const) {
+    const head = createTagHead(model, 3, 1, pooling);
+    const w = head.store.get('tags.weight').arraySync() as number[][];
+    const b = head.store.get('tags.bias').arraySync() as number[];
+    const score = (f: number[], k: number) => f.reduce((s, x, i) => s + x * w[i]![k]!, b[k]!);
+    const got = tf.tidy(() => tagLogits(model, head, pixels, 2).arraySync());
+    for (let img = 0; img < 2; img++) {
+      const rows = feats.slice(img * n, (img + 1) * n);
+      for (let k = 0; k < 3; k++) {
+        const want = pooling === 'max'
+          ? Math.max(...rows.map((f) => score(f, k)))
+          : score(rows[0]!.map((_, i) => rows.reduce((s, f) => s + f[i]!, 0) / n), k);
+        t.true(Math.abs(got[img]![k]! - want) < 1e-4, `${pooling} image ${img} tag ${k}: ${got[img]![k]} vs ${want}`);
+      }
+    }
+    head.dispose();
+  }
   model.dispose();
 });
 

@@ -82,13 +82,18 @@ test('layout: every image exists as a 64x64 JPEG, ground truth covers train, fli
     t.is(meta.width, 64);
     t.is(meta.height, 64);
   }
-  // objects are inside the image and do not overlap
+  // objects are inside the image, do not overlap, and (grid layout) each lies inside one 16-px
+  // cell, a large one inside a 2x2 block of cells
   for (const g of w.gt) {
     t.true(g.objects.length >= 1 && g.objects.length <= 4);
     for (const [i, a] of g.objects.entries()) {
       t.true(a.box[0] >= 0 && a.box[1] >= 0 && a.box[2] <= 64 && a.box[3] <= 64);
       const side = a.box[2] - a.box[0];
-      t.true(a.size === 'small' ? side >= 10 && side <= 14 : side >= 20 && side <= 28);
+      t.true(a.size === 'small' ? side >= 11 && side <= 13 : side >= 24 && side <= 28);
+      const span = a.size === 'small' ? 16 : 32;
+      const cellX = Math.floor(a.box[0] / 16) * 16;
+      const cellY = Math.floor(a.box[1] / 16) * 16;
+      t.true(a.box[0] > cellX && a.box[2] < cellX + span && a.box[1] > cellY && a.box[3] < cellY + span, `${g.image}: ${a.box} not inside its cell`);
       for (const b of g.objects.slice(i + 1)) t.false(a.box[0] < b.box[2] && b.box[0] < a.box[2] && a.box[1] < b.box[3] && b.box[1] < a.box[3]);
     }
   }
