@@ -157,7 +157,7 @@ export default definePipeline({
           temperature: p.temperature, topP: p.top_p, klEstimator: p.kl_estimator,
         }),
         rewardScore<RolloutRecord>({
-          model: rm.model, tokenizer: rm.tokenizer, facts, maxResponseTokens: p.max_response_tokens, images,
+          model: rm.model, tokenizer: rm.tokenizer, facts, factsAt: rm.factsAt, maxResponseTokens: p.max_response_tokens, images,
           shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty },
         }),
         tee(journal.consume, { name: 'rollout-journal' }),

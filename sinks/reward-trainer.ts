@@ -32,6 +32,7 @@ import type { Preference } from '../schemas/preference.ts';
 import { createAdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadRewardTrunk } from '../src/model/reward-trunk.ts';
+import { FACTS_PLACEMENTS, type FactsPlacement } from '../src/model/reward-prompt.ts';
 import { realTokens, type TrainExample } from '../src/model/collate.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
@@ -86,6 +87,8 @@ export interface RewardTrainerOptions {
   out: string;
   /** Fact-RLHF (captions in the prompt) or vanilla RLHF. */
   facts: boolean;
+  /** Where the captions go in the reward prompt (reward-prompt.ts); default 'end'. */
+  factsAt?: FactsPlacement;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -133,6 +136,7 @@ export interface RewardTrainerOptions {
 
 export interface RewardTrainerSummary {
   facts: boolean;
+  facts_at: FactsPlacement;
   steps: number;
   resumed_from: number;
   /** Step of the kept (best) checkpoint. */
@@ -160,6 +164,7 @@ interface TrainerState {
   examples: number;
   seed: number;
   facts: boolean;
+  facts_at: FactsPlacement;
   best_step: number;
   best_accuracy: number;
   best_loss: number;
@@ -257,6 +262,8 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (typeof sft !== 'string' || sft === '') throw new InvalidOptionError('sft', 'expected the SFT checkpoint folder');
   if (typeof out !== 'string' || out === '') throw new InvalidOptionError('out', 'expected the output folder');
   if (typeof options.facts !== 'boolean') throw new InvalidOptionError('facts', `must be true or false, got ${JSON.stringify(options.facts)}`);
+  const factsAt = options.factsAt ?? 'end';
+  if (!FACTS_PLACEMENTS.includes(factsAt)) throw new InvalidOptionError('factsAt', `must be one of ${FACTS_PLACEMENTS.join(', ')}, got ${JSON.stringify(factsAt)}`);
   if (typeof options.imageRoot !== 'string' || options.imageRoot === '') throw new InvalidOptionError('imageRoot', 'expected the image folder');
   const steps = nonNegativeInt('steps', options.steps, false);
   if (typeof options.lr !== 'number' || !(options.lr > 0)) throw new InvalidOptionError('lr', `must be a positive number, got ${JSON.stringify(options.lr)}`);
@@ -289,10 +296,13 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
       if (resuming) {
         // a run of the other kind (facts on/off) in this folder is not continued but replaced
-        let saved: { facts?: unknown } = {};
+        let saved: { facts?: unknown; facts_at?: unknown } = {};
         try { saved = JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as typeof saved; } catch { /* checked below */ }
         if (typeof saved.facts === 'boolean' && saved.facts !== options.facts) {
           ctx.note(`${lastDir} was trained with facts=${saved.facts}; starting a fresh facts=${options.facts} model`);
+          resuming = false;
+        } else if (options.facts && (saved.facts_at ?? 'end') !== factsAt) {
+          ctx.note(`${lastDir} was trained with facts_at=${String(saved.facts_at ?? 'end')}; starting a fresh facts_at=${factsAt} model`);
           resuming = false;
         }
       }
@@ -301,11 +311,11 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
-      const settings = { facts: options.facts, seed: promptSeed, maxLength: options.maxLength };
+      const settings = { facts: options.facts, factsAt, seed: promptSeed, maxLength: options.maxLength };
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {
-        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts,
+        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt,
         best_step: 0, best_accuracy: -1, best_loss: 1e30, stale: 0, stopped_early: false, best_heldout: null,
       };
       let resumedFrom = 0;
@@ -381,7 +391,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         const better = report.accuracy > state.best_accuracy || (report.accuracy === state.best_accuracy && report.loss < state.best_loss - 1e-3);
         if (better) {
           Object.assign(state, { best_step: state.step, best_accuracy: report.accuracy, best_loss: report.loss, stale: 0, best_heldout: report });
-          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: report } });
+          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_at: factsAt, seed: ctx.seed, heldout: report } });
         } else {
           state.stale++;
           if (patience > 0 && state.stale >= patience) state.stopped_early = true;
@@ -467,7 +477,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         if (heldout.length === 0 && (stepsHere > 0 || !(await exists(path.join(checkpointDir, 'config.json'))))) {
           // nothing to select by: the final model is the kept one
           state.best_step = state.step;
-          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, seed: ctx.seed, heldout: null } });
+          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_at: factsAt, seed: ctx.seed, heldout: null } });
         }
         if (heldout.length > 0 && state.best_heldout === null) await evaluate();
       } finally {
@@ -477,6 +487,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       }
       return {
         facts: options.facts,
+        facts_at: factsAt,
         steps: state.step,
         resumed_from: resumedFrom,
         best_step: state.best_step,

@@ -22,6 +22,7 @@ import type { Turn } from '../src/model/chat-template.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { encodeRewardItem, scoreExamples, type RewardItem } from '../src/model/reward-model.ts';
+import type { FactsPlacement } from '../src/model/reward-prompt.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import { resolveShapingCoefs, shapeReward, type ShapingCoefs } from '../src/rl/reward-shaping.ts';
 
@@ -55,6 +56,8 @@ export interface RewardScoreOptions {
   tokenizer: TextTokenizer;
   /** Fact-RLHF: the reward model reads the record's facts. Must match how it was trained. */
   facts: boolean;
+  /** Where the captions go in the prompt; as the reward model was trained (loadRewardModel's factsAt). Default 'end'. */
+  factsAt?: FactsPlacement;
   /** The policy's response-token limit (the length term's denominator). */
   maxResponseTokens: number;
   /** Image loader, or the folder the records' image paths are relative to. */
@@ -103,7 +106,7 @@ export function rewardScore<T extends RewardScoreInput>(options: RewardScoreOpti
     name,
     conserves: false,
     async *run(input, ctx) {
-      const settings = { facts: options.facts, seed: options.seed ?? ctx.seed, maxLength: options.maxLength };
+      const settings = { facts: options.facts, factsAt: options.factsAt, seed: options.seed ?? ctx.seed, maxLength: options.maxLength };
       for await (const batch of input) {
         // encode every record; the ones that cannot be scored are rejected here
         const kept: { record: T; example: ReturnType<typeof encodeRewardItem> }[] = [];

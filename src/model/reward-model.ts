@@ -11,7 +11,7 @@ import { loadModel, type LoadedCheckpoint } from './checkpoint.ts';
 import { collate, type TrainExample } from './collate.ts';
 import { imageTokenCount } from './config.ts';
 import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
-import { encodeRewardPrompt } from './reward-prompt.ts';
+import { encodeRewardPrompt, type FactsPlacement } from './reward-prompt.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 
 /** One response to score. */
@@ -36,6 +36,8 @@ export interface RewardPromptSettings {
   maxLength?: number;
   /** At most this many captions. Default: all that fit. */
   maxFacts?: number;
+  /** Where the captions go (reward-prompt.ts); default 'end'. */
+  factsAt?: FactsPlacement;
 }
 
 export interface ScoreOptions extends RewardPromptSettings {
@@ -49,6 +51,8 @@ export interface LoadedRewardModel {
   checkpoint: LoadedCheckpoint;
   /** Whether it was trained with facts (trainer_state.json; null when not recorded). */
   facts: boolean | null;
+  /** Where its prompts had the captions (trainer_state.json; 'end' when not recorded, as before the option). */
+  factsAt: FactsPlacement;
 }
 
 /**
@@ -65,7 +69,8 @@ export async function loadRewardModel(dir: string, options: { label?: string } =
     });
   }
   const facts = (checkpoint.state as { facts?: unknown }).facts;
-  return { model, tokenizer: checkpoint.tokenizer, checkpoint, facts: typeof facts === 'boolean' ? facts : null };
+  const factsAt = (checkpoint.state as { facts_at?: unknown }).facts_at;
+  return { model, tokenizer: checkpoint.tokenizer, checkpoint, facts: typeof facts === 'boolean' ? facts : null, factsAt: factsAt === 'start' ? 'start' : 'end' };
 }
 
 function maxLengthOf(model: MultimodalModel, settings: RewardPromptSettings): number {
@@ -80,7 +85,7 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
   const enc = encodeRewardPrompt(
     tok,
     { id: item.id, turns: item.turns, response: item.response, facts: item.facts, endedWithEos: item.endedWithEos },
-    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts },
+    { facts: settings.facts, seed: settings.seed, imageTokens, maxLength: maxLengthOf(model, settings), maxFacts: settings.maxFacts, factsAt: settings.factsAt },
   );
   const example = {
     id: item.id,

@@ -10,7 +10,15 @@
  *   {caption} ASSISTANT: The quality score of my last response is
  *
  * The reward head reads the last token. Vanilla RLHF (facts off, or no facts) is the same text
- * without the captions block. The criteria are shortened from the reference (one sentence instead
+ * without the captions block.
+ *
+ * `factsAt: 'start'` moves the captions before the conversation (after the system prompt, under
+ * FACTS_FIRST_HEADER) and the request then points at "the captions above". Why: a causal model
+ * can only check a response word against captions it has already read. With the captions after
+ * the response, every check has to happen at the last few tokens; with them first, each response
+ * token can look back at the captions itself and the last token only has to ask whether any of
+ * them failed. On the shapes world a 2-layer reward model learned nothing in 100 steps with the
+ * captions at the end (held-out 50%); see the README for the measured difference. The criteria are shortened from the reference (one sentence instead
  * of four paragraphs) so the prompt fits a small model's context.
  *
  * Caption order is a seeded shuffle (seed = hash32(record id, seed)): the model cannot learn a
@@ -26,9 +34,16 @@ import type { TextTokenizer } from './tokenizer.ts';
 export const REWARD_REQUEST = 'Please evaluate the quality of your last response. A good response is accurate, helpful, natural and concise.';
 export const FACTS_HEADER = 'The response should be fully supported by the combination of the following captions:';
 export const REWARD_CLOSING = 'ASSISTANT: The quality score of my last response is';
+/** Heads the captions when they come first (`factsAt: 'start'`). */
+export const FACTS_FIRST_HEADER = 'Captions of the image:';
+/** The criterion that replaces FACTS_HEADER when the captions came first. */
+export const FACTS_ABOVE = 'The response should be fully supported by the combination of the captions above.';
+/** Where the captions go: after the response, as LLaVA-RLHF does (`end`), or before the conversation (`start`). */
+export type FactsPlacement = 'start' | 'end';
+export const FACTS_PLACEMENTS: readonly FactsPlacement[] = ['start', 'end'];
 
 /** Text worth adding to a tokenizer's corpus so the fixed parts of the reward prompt tokenize compactly. */
-export const REWARD_PROMPT_CORPUS: readonly string[] = Object.freeze([`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`, REWARD_CLOSING]);
+export const REWARD_PROMPT_CORPUS: readonly string[] = Object.freeze([`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`, REWARD_CLOSING, FACTS_FIRST_HEADER, FACTS_ABOVE]);
 
 export interface RewardPromptInput {
   /** Record id; seeds the caption order. */
@@ -53,6 +68,8 @@ export interface RewardPromptOptions {
   maxLength?: number;
   /** At most this many captions (the first in the seeded order). Default: all. */
   maxFacts?: number;
+  /** Where the captions go; default 'end' (LLaVA-RLHF's order). */
+  factsAt?: FactsPlacement;
   systemPrompt?: string;
 }
 
@@ -83,6 +100,9 @@ function checkOptions(options: RewardPromptOptions): void {
   if (options.maxFacts !== undefined && !(Number.isInteger(options.maxFacts) && options.maxFacts >= 0)) {
     throw new InvalidOptionError('maxFacts', `must be a non-negative integer, got ${String(options.maxFacts)}`);
   }
+  if (options.factsAt !== undefined && !FACTS_PLACEMENTS.includes(options.factsAt)) {
+    throw new InvalidOptionError('factsAt', `must be one of ${FACTS_PLACEMENTS.join(', ')}, got ${JSON.stringify(options.factsAt)}`);
+  }
 }
 
 function checkInput(input: RewardPromptInput): void {
@@ -95,9 +115,15 @@ function checkInput(input: RewardPromptInput): void {
 }
 
 /** The evaluation request that follows the response (captions in their seeded order). */
-export function evaluationText(captions: readonly string[]): string {
+export function evaluationText(captions: readonly string[], factsAt: FactsPlacement = 'end'): string {
+  if (factsAt === 'start') return `USER: ${REWARD_REQUEST}${captions.length > 0 ? ` ${FACTS_ABOVE}` : ''} ${REWARD_CLOSING}`;
   const facts = captions.length > 0 ? ` ${FACTS_HEADER}\n${captions.join('\n')}` : '';
   return `USER: ${REWARD_REQUEST}${facts} ${REWARD_CLOSING}`;
+}
+
+/** The system prompt, followed by the captions when they come first. */
+function systemWithFacts(system: string, captions: readonly string[], factsAt: FactsPlacement): string {
+  return factsAt === 'start' && captions.length > 0 ? `${system} ${FACTS_FIRST_HEADER}\n${captions.join('\n')}` : system;
 }
 
 /**
@@ -106,9 +132,10 @@ export function evaluationText(captions: readonly string[]): string {
  */
 export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardPromptOptions, 'imageTokens' | 'maxLength'>): string {
   checkInput(input);
-  const system = options.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
   const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
   const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
+  const factsAt = options.factsAt ?? 'end';
+  const system = systemWithFacts(options.systemPrompt ?? VICUNA_SYSTEM_PROMPT, captions, factsAt);
   let text = '';
   input.turns.forEach((t, i) => {
     if (t.from === 'human') text += `${i === 0 ? `${system} ` : ''}USER: ${t.value.trim()} ASSISTANT:`;
@@ -116,7 +143,7 @@ export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardP
   });
   const eos = input.endedWithEos === false ? '' : '</s>';
   text += ` ${input.response.trim()}${eos}`;
-  return text + (eos ? '' : ' ') + evaluationText(captions);
+  return text + (eos ? '' : ' ') + evaluationText(captions, factsAt);
 }
 
 /**
@@ -129,21 +156,28 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   checkInput(input);
   const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
   const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
+  const factsAt = options.factsAt ?? 'end';
+  const system = options.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
   const max = options.maxLength ?? Number.POSITIVE_INFINITY;
-  const prompt = encodePrompt(tok, input.turns, { imageTokens: options.imageTokens, systemPrompt: options.systemPrompt });
   const response = tok.encode(input.response.trim());
   if (input.endedWithEos !== false) response.push(tok.eosId);
-  const start = prompt.ids.length;
-  const end = start + response.length;
-  // the evaluation text is one piece; captions are dropped from the end of their order until it fits
+  const build = (kept: number) => {
+    const shown = captions.slice(0, kept);
+    const prompt = encodePrompt(tok, input.turns, { imageTokens: options.imageTokens, systemPrompt: systemWithFacts(system, shown, factsAt) });
+    return { prompt, evaluation: tok.encode(evaluationText(shown, factsAt)) };
+  };
+  // captions are dropped from the end of their order until the whole prompt fits
   let kept = captions.length;
-  let evaluation = tok.encode(evaluationText(captions));
-  while (kept > 0 && end + evaluation.length > max) evaluation = tok.encode(evaluationText(captions.slice(0, --kept)));
-  if (end + evaluation.length > max) {
-    throw new BadRecordError(`reward prompt has ${end + evaluation.length} tokens without facts (response ${response.length}, with ${prompt.imagePositions.length} image tokens), over the limit ${max}`, {
+  let parts = build(kept);
+  const total = () => parts.prompt.ids.length + response.length + parts.evaluation.length;
+  while (kept > 0 && total() > max) parts = build(--kept);
+  if (total() > max) {
+    throw new BadRecordError(`reward prompt has ${total()} tokens without facts (response ${response.length}, with ${parts.prompt.imagePositions.length} image tokens), over the limit ${max}`, {
       fix: 'shorten the conversation or the response, or use a model with a longer context',
     });
   }
-  const ids = [...prompt.ids, ...response, ...evaluation];
-  return { ids, imagePositions: prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept };
+  const start = parts.prompt.ids.length;
+  const end = start + response.length;
+  const ids = [...parts.prompt.ids, ...response, ...parts.evaluation];
+  return { ids, imagePositions: parts.prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept };
 }

@@ -5,6 +5,8 @@ import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import {
   encodeRewardPrompt,
   evaluationText,
+  FACTS_ABOVE,
+  FACTS_FIRST_HEADER,
   FACTS_HEADER,
   orderFacts,
   REWARD_CLOSING,
@@ -90,6 +92,35 @@ test('encoding: the policy prompt is a prefix, image positions come from the tem
   t.deepEqual(vanilla.ids.slice(0, e), enc.ids.slice(0, e));
   t.true(vanilla.ids.length < enc.ids.length);
   t.is(vanilla.factsKept, 0);
+});
+
+test('factsAt start: the captions follow the system prompt, the response reads them before the request', (t) => {
+  const order = orderFacts(record.id, CAPTIONS, 1);
+  const text = rewardPromptText(record, { facts: true, seed: 1, factsAt: 'start' });
+  t.is(
+    text,
+    `${VICUNA_SYSTEM_PROMPT} ${FACTS_FIRST_HEADER}\n${order.join('\n')} USER: <image>\nDescribe the image in detail. ASSISTANT: There is a red circle and a green star.</s>` +
+      `USER: ${REWARD_REQUEST} ${FACTS_ABOVE} ${REWARD_CLOSING}`,
+  );
+  // no captions: the same prompt as vanilla
+  t.is(rewardPromptText(record, { facts: false, seed: 1, factsAt: 'start' }), rewardPromptText(record, { facts: false, seed: 1 }));
+  const enc = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsAt: 'start' });
+  const prompt = encodePrompt(tok, turns, { imageTokens: 4, systemPrompt: `${VICUNA_SYSTEM_PROMPT} ${FACTS_FIRST_HEADER}\n${order.join('\n')}` });
+  t.deepEqual(enc.ids.slice(0, prompt.ids.length), prompt.ids);
+  t.deepEqual(enc.imagePositions, prompt.imagePositions);
+  const [s, e] = enc.response;
+  t.is(s, prompt.ids.length);
+  t.deepEqual(enc.ids.slice(s, e), [...tok.encode(record.response), tok.eosId]);
+  t.is(tok.decode(enc.ids.slice(e)), `USER: ${REWARD_REQUEST} ${FACTS_ABOVE} ${REWARD_CLOSING}`);
+  t.is(enc.factsKept, 3);
+  // truncation drops captions from the end of the order, and the response moves up with them
+  const full = enc.ids.length;
+  const cut = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsAt: 'start', maxLength: full - 1 });
+  t.is(cut.factsKept, 2);
+  t.true(cut.ids.length <= full - 1);
+  t.deepEqual(cut.ids.slice(cut.response[0], cut.response[1]), [...tok.encode(record.response), tok.eosId]);
+  t.true(tok.decode(cut.ids).includes(order[1]!) && !tok.decode(cut.ids).includes(order[2]!));
+  t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, factsAt: 'middle' as never }), { message: /factsAt/ });
 });
 
 test('truncation: captions are dropped from the end of the seeded order; the response is never cut', (t) => {
