@@ -32,6 +32,7 @@ import type { Preference } from '../schemas/preference.ts';
 import { createAdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { loadRewardTrunk } from '../src/model/reward-trunk.ts';
+import { REWARD_POOLINGS, type RewardPooling } from '../src/model/config.ts';
 import { FACTS_PLACEMENTS, type FactsPlacement } from '../src/model/reward-prompt.ts';
 import { realTokens, type TrainExample } from '../src/model/collate.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
@@ -89,6 +90,8 @@ export interface RewardTrainerOptions {
   facts: boolean;
   /** Where the captions go in the reward prompt (reward-prompt.ts); default 'end'. */
   factsAt?: FactsPlacement;
+  /** Which positions the reward head reads (ModelConfig.rewardPooling); default 'last'. */
+  pooling?: RewardPooling;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -137,6 +140,7 @@ export interface RewardTrainerOptions {
 export interface RewardTrainerSummary {
   facts: boolean;
   facts_at: FactsPlacement;
+  pooling: RewardPooling;
   steps: number;
   resumed_from: number;
   /** Step of the kept (best) checkpoint. */
@@ -165,6 +169,7 @@ interface TrainerState {
   seed: number;
   facts: boolean;
   facts_at: FactsPlacement;
+  pooling: RewardPooling;
   best_step: number;
   best_accuracy: number;
   best_loss: number;
@@ -263,6 +268,8 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (typeof out !== 'string' || out === '') throw new InvalidOptionError('out', 'expected the output folder');
   if (typeof options.facts !== 'boolean') throw new InvalidOptionError('facts', `must be true or false, got ${JSON.stringify(options.facts)}`);
   const factsAt = options.factsAt ?? 'end';
+  const pooling = options.pooling ?? 'last';
+  if (!REWARD_POOLINGS.includes(pooling)) throw new InvalidOptionError('pooling', `must be one of ${REWARD_POOLINGS.join(', ')}, got ${JSON.stringify(pooling)}`);
   if (!FACTS_PLACEMENTS.includes(factsAt)) throw new InvalidOptionError('factsAt', `must be one of ${FACTS_PLACEMENTS.join(', ')}, got ${JSON.stringify(factsAt)}`);
   if (typeof options.imageRoot !== 'string' || options.imageRoot === '') throw new InvalidOptionError('imageRoot', 'expected the image folder');
   const steps = nonNegativeInt('steps', options.steps, false);
@@ -296,10 +303,13 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
       if (resuming) {
         // a run of the other kind (facts on/off) in this folder is not continued but replaced
-        let saved: { facts?: unknown; facts_at?: unknown } = {};
+        let saved: { facts?: unknown; facts_at?: unknown; pooling?: unknown } = {};
         try { saved = JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as typeof saved; } catch { /* checked below */ }
         if (typeof saved.facts === 'boolean' && saved.facts !== options.facts) {
           ctx.note(`${lastDir} was trained with facts=${saved.facts}; starting a fresh facts=${options.facts} model`);
+          resuming = false;
+        } else if ((saved.pooling ?? 'last') !== pooling) {
+          ctx.note(`${lastDir} was trained with pooling=${String(saved.pooling ?? 'last')}; starting a fresh pooling=${pooling} model`);
           resuming = false;
         } else if (options.facts && (saved.facts_at ?? 'end') !== factsAt) {
           ctx.note(`${lastDir} was trained with facts_at=${String(saved.facts_at ?? 'end')}; starting a fresh facts_at=${factsAt} model`);
@@ -307,7 +317,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         }
       }
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
-      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0 });
+      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0, rewardPooling: pooling });
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
@@ -315,7 +325,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {
-        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt,
+        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt, pooling,
         best_step: 0, best_accuracy: -1, best_loss: 1e30, stale: 0, stopped_early: false, best_heldout: null,
       };
       let resumedFrom = 0;
@@ -488,6 +498,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       return {
         facts: options.facts,
         facts_at: factsAt,
+        pooling,
         steps: state.step,
         resumed_from: resumedFrom,
         best_step: state.best_step,

@@ -53,7 +53,17 @@ export interface ModelConfig {
    * costs two transcendental passes (erf forward, exp backward) that are slow on wasm.
    */
   activation: 'relu' | 'gelu';
+  /**
+   * Which positions the reward head reads. 'last' (absent = 'last'): the last real token, as
+   * LLaVA-RLHF. 'mean': the mean of the head's score over every real token, so each response token
+   * adds its own evidence directly; a small model trained from scratch learns from that much
+   * sooner than from one position that must first gather everything (see README).
+   */
+  rewardPooling?: RewardPooling;
 }
+
+export type RewardPooling = 'last' | 'mean';
+export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean'];
 
 export type ModelConfigInput = {
   vision?: Partial<VisionConfig>;
@@ -62,6 +72,7 @@ export type ModelConfigInput = {
   initStd?: InitStd;
   layerNormEps?: number;
   activation?: 'relu' | 'gelu';
+  rewardPooling?: RewardPooling;
 };
 
 /**
@@ -143,5 +154,9 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   if (imageTokenCount({ vision }) >= language.contextLength) {
     throw new InvalidOptionError(`${path}.language.contextLength`, `${language.contextLength} leaves no room after ${imageTokenCount({ vision })} image tokens`);
   }
-  return { kind: 'factflow-llava', version: 1, vision, language, heads: [...new Set(heads)], initStd, layerNormEps, activation };
+  const rewardPooling = input.rewardPooling ?? base.rewardPooling;
+  if (rewardPooling !== undefined && !REWARD_POOLINGS.includes(rewardPooling)) {
+    throw new InvalidOptionError(`${path}.rewardPooling`, `must be one of ${REWARD_POOLINGS.join(', ')}, got ${JSON.stringify(rewardPooling)}`);
+  }
+  return { kind: 'factflow-llava', version: 1, vision, language, heads: [...new Set(heads)], initStd, layerNormEps, activation, ...(rewardPooling ? { rewardPooling } : {}) };
 }

@@ -4,7 +4,7 @@
  * LLaVA-RLHF starts it).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initStdFor, type ModelConfig } from './config.ts';
+import { initStdFor, type ModelConfig, type RewardPooling } from './config.ts';
 
 /**
  * A reward head starts small whatever the trunk's init: first scores near 0, so the reward
@@ -41,15 +41,33 @@ export function lmLogits(store: ParameterStore, config: ModelConfig, hidden: tf.
 }
 
 /** One score per row from the hidden state at `lastIndex[b]` (the last real token): [batch]. */
-export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, lastIndex: Int32Array): tf.Tensor1D {
+export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
   const width = hidden.shape[1];
-  // a one-hot row selector keeps the gradient a plain product (no gather gradient on wasm)
-  const pick = new Float32Array(batch * length);
-  for (let b = 0; b < batch; b++) pick[b * length + lastIndex[b]!] = 1;
-  const sel = tf.tensor3d(pick, [batch, 1, length]);
-  const last = tf.reshape(batchMatMul(sel, tf.reshape(hidden, [batch, length, width]) as tf.Tensor3D), [batch, width]) as tf.Tensor2D;
-  const s = linear(last, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
+  // a row-weight product keeps the gradient a plain matmul (no gather gradient on wasm)
+  const sel = tf.tensor3d(weights, [batch, 1, length]);
+  const pooled = tf.reshape(batchMatMul(sel, tf.reshape(hidden, [batch, length, width]) as tf.Tensor3D), [batch, width]) as tf.Tensor2D;
+  const s = linear(pooled, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
   return tf.reshape(s, [batch]);
+}
+
+/**
+ * Per-position weights [batch * length] the reward head reads with: 1 at the last real token
+ * ('last'), or 1/n on each of a row's n real tokens ('mean'; the score of the mean hidden state
+ * equals the mean of the per-token scores, the head being linear).
+ */
+export function rewardPoolingWeights(mask: Uint8Array | undefined, batch: number, length: number, pooling: RewardPooling = 'last'): Float32Array {
+  const w = new Float32Array(batch * length);
+  if (pooling === 'last') {
+    const last = lastRealIndex(mask, batch, length);
+    for (let b = 0; b < batch; b++) w[b * length + last[b]!] = 1;
+    return w;
+  }
+  for (let b = 0; b < batch; b++) {
+    let n = 0;
+    for (let t = 0; t < length; t++) if (!mask || mask[b * length + t]) n++;
+    for (let t = 0; t < length; t++) if (!mask || mask[b * length + t]) w[b * length + t] = 1 / Math.max(1, n);
+  }
+  return w;
 }
 
 /** A value per position: [batch, length]. */

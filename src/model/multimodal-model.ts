@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../errors.ts';
 import { Rng } from '../stream/random.ts';
 import { imageTokenCount, initStdFor, type ModelConfig } from './config.ts';
-import { addHeadParameters, addScalarHead, scalarHeadStd, lastRealIndex, lmLogits, rewardScores, tokenValues } from './heads.ts';
+import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, rewardPoolingWeights, rewardScores, tokenValues } from './heads.ts';
 import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, type KVCache } from './language-model.ts';
 import { batchMatMul, linear, matMul } from './ops.ts';
 import { createParameterStore, type Parameter, type ParameterStore } from './parameters.ts';
@@ -181,7 +181,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     },
     rewardScores(hidden, input) {
       if (!store.has('head.reward.weight')) throw new InvalidOptionError('model.heads', 'this model has no "reward" head');
-      return rewardScores(store, hidden, input.batch, input.length, lastRealIndex(input.attentionMask, input.batch, input.length));
+      return rewardScores(store, hidden, input.batch, input.length, rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling));
     },
     values(hidden, input) {
       if (!store.has('head.value.weight')) throw new InvalidOptionError('model.heads', 'this model has no "value" head');

@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { CheckpointError, InvalidOptionError } from '../errors.ts';
 import { assignWeights, loadCheckpoint, WEIGHTS_FILE, type LoadedCheckpoint } from './checkpoint.ts';
-import type { ModelConfig } from './config.ts';
+import type { ModelConfig, RewardPooling } from './config.ts';
 import { createModel, type MultimodalModel } from './multimodal-model.ts';
 import type { SafeTensor } from './safetensors.ts';
 
@@ -19,6 +19,8 @@ export interface LoadRewardTrunkOptions {
   contextLength?: number;
   /** Seed of the fresh reward head. */
   seed?: number;
+  /** Which positions the reward head reads (ModelConfig.rewardPooling); default: as the checkpoint says, else 'last'. */
+  rewardPooling?: RewardPooling;
   label?: string;
 }
 
@@ -43,7 +45,8 @@ export async function loadRewardTrunk(dir: string, options: LoadRewardTrunkOptio
   const want = options.contextLength ?? saved;
   if (!Number.isInteger(want) || want <= 0) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${String(want)}`);
   const contextLength = Math.max(want, saved);
-  const config: ModelConfig = { ...checkpoint.config, heads: ['reward'], language: { ...checkpoint.config.language, contextLength } };
+  const rewardPooling = options.rewardPooling ?? checkpoint.config.rewardPooling;
+  const config: ModelConfig = { ...checkpoint.config, heads: ['reward'], language: { ...checkpoint.config.language, contextLength }, ...(rewardPooling ? { rewardPooling } : {}) };
   const weights = new Map(checkpoint.weights);
   const table = weights.get(POSITIONS);
   if (!table) throw new CheckpointError(`weights have no "${POSITIONS}"`, { file: path.join(checkpoint.dir, WEIGHTS_FILE), fix: 'the checkpoint is not a factflow model' });

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_MODEL_CONFIG, TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
+import { rewardPoolingWeights } from '../../src/model/heads.ts';
 import { attentionBias, positionIds } from '../../src/model/language-model.ts';
 import { patchify } from '../../src/model/vision-encoder.ts';
 
@@ -85,6 +86,34 @@ test('forward: shapes of hidden states and every head; bad input is refused with
   t.regex(e2!.message, /beyond the context length 48/);
   const e3 = t.throws(() => m.forward({ ...input, images: new Float32Array(5) }));
   t.regex(e3!.message, /input\.images/);
+  m.dispose();
+});
+
+test('rewardPoolingWeights: one-hot on the last real token, or 1/n on each real token (hand-computed)', (t) => {
+  const mask = Uint8Array.from([1, 1, 1, 0, 0, 1, 1, 1]);
+  t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'last')], [0, 0, 1, 0, 0, 0, 0, 1]);
+  t.deepEqual([...rewardPoolingWeights(mask, 2, 4)], [0, 0, 1, 0, 0, 0, 0, 1]);
+  t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'mean')].map((x) => Math.round(x * 1e6) / 1e6), [1 / 3, 1 / 3, 1 / 3, 0, 0, 1 / 3, 1 / 3, 1 / 3].map((x) => Math.round(x * 1e6) / 1e6));
+  t.deepEqual([...rewardPoolingWeights(undefined, 1, 4, 'mean')], [0.25, 0.25, 0.25, 0.25]);
+});
+
+test('mean reward pooling: the score is the mean of the per-token head scores over real tokens; padding changes nothing', (t) => {
+  const cfg = resolveModelConfig({ rewardPooling: 'mean' }, TINY_MODEL_CONFIG);
+  t.throws(() => resolveModelConfig({ rewardPooling: 'max' as never }, TINY_MODEL_CONFIG), { message: /rewardPooling/ });
+  const m = createModel({ ...cfg, heads: ['reward'] }, { seed: 3 });
+  const ids = Int32Array.from([1, 9, 12, 15, 3, 3]);
+  const short = { batch: 1, length: 4, ids: ids.slice(0, 4) };
+  const padded = { batch: 1, length: 6, ids, attentionMask: Uint8Array.from([1, 1, 1, 1, 0, 0]) };
+  const [score, perToken] = tf.tidy(() => {
+    const hidden = m.forward(short).hidden;
+    const w = m.params.get('head.reward.weight') as tf.Tensor2D;
+    const b = m.params.get('head.reward.bias') as tf.Tensor1D;
+    return [m.rewardScores(hidden, short).dataSync()[0]!, [...tf.add(tf.matMul(hidden, w), b).dataSync()]] as const;
+  });
+  const want = perToken.reduce((s, x) => s + x, 0) / 4;
+  t.true(Math.abs(score - want) < 1e-5, `${score} vs ${want}`);
+  const b = tf.tidy(() => m.rewardScores(m.forward(padded).hidden, padded).dataSync()[0]!);
+  t.true(Math.abs(score - b) < 1e-5, `${score} vs ${b}`);
   m.dispose();
 });
 

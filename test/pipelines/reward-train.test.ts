@@ -64,16 +64,21 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
   for (const facts of [true, false]) {
     const out = path.join(tmp, `rm-${facts}`);
     const summary = await runPipeline(rewardTrain, { out, params: { ...params, facts }, seed: 3, backend: 'wasm', cwd: ROOT });
-    const result = summary.result as { facts: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
+    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
     t.is(result.facts, facts);
+    t.is(result.facts_at, 'start');
+    t.is(result.pooling, 'mean');
     t.is(result.steps, 8);
     t.true(result.heldout.pairs > 0);
     t.true(result.heldout.accuracy >= 0 && result.heldout.accuracy <= 1);
     t.is(typeof result.heldout.hallucination_pair_accuracy, 'number');
     const written = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as { result: typeof result };
     t.deepEqual(written.result.heldout, result.heldout);
-    const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number } };
+    const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string };
     t.deepEqual(cfg.heads, ['reward']);
+    t.is(cfg.rewardPooling, 'mean');
+    const state = JSON.parse(await readFile(path.join(out, result.checkpoint, 'trainer_state.json'), 'utf8')) as { facts: boolean; facts_at: string };
+    t.is(state.facts_at, 'start');
     t.is(cfg.language.contextLength, 160);
     t.true((await stat(path.join(out, 'metrics.jsonl'))).size > 0);
   }

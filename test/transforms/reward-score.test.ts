@@ -94,8 +94,9 @@ test.serial('facts on/off changes the prompt the reward model reads, and so its 
   const on = (await run([[withFacts, noFacts]], true)).out.flat();
   const off = (await run([[withFacts, noFacts]], false)).out.flat();
   t.not(on[0]!.reward_model, off[0]!.reward_model);
-  // without facts in the record both modes read the same prompt
-  t.is(on[1]!.reward_model, off[1]!.reward_model);
+  // without facts in the record both modes read the same prompt (equal up to float rounding: the
+  // batches are padded to different lengths)
+  t.true(Math.abs(on[1]!.reward_model - off[1]!.reward_model) < 1e-5, `${on[1]!.reward_model} vs ${off[1]!.reward_model}`);
 });
 
 test.serial('bad rollouts are rejected with a reason and left out of their batch', async (t) => {
