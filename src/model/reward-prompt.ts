@@ -43,7 +43,9 @@ export type FactsPlacement = 'start' | 'end';
 export const FACTS_PLACEMENTS: readonly FactsPlacement[] = ['start', 'end'];
 
 /** Text worth adding to a tokenizer's corpus so the fixed parts of the reward prompt tokenize compactly. */
-export const REWARD_PROMPT_CORPUS: readonly string[] = Object.freeze([`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`, REWARD_CLOSING, FACTS_FIRST_HEADER, FACTS_ABOVE]);
+export const REWARD_PROMPT_CORPUS: readonly string[] = Object.freeze([`USER: ${REWARD_REQUEST} ${FACTS_HEADER}`, REWARD_CLOSING]);
+/** The pieces `factsAt: 'start'` adds. */
+export const FACTS_FIRST_CORPUS: readonly string[] = Object.freeze([FACTS_FIRST_HEADER, FACTS_ABOVE]);
 
 export interface RewardPromptInput {
   /** Record id; seeds the caption order. */

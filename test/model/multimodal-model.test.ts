@@ -104,12 +104,12 @@ test('mean reward pooling: the score is the mean of the per-token head scores ov
   const ids = Int32Array.from([1, 9, 12, 15, 3, 3]);
   const short = { batch: 1, length: 4, ids: ids.slice(0, 4) };
   const padded = { batch: 1, length: 6, ids, attentionMask: Uint8Array.from([1, 1, 1, 1, 0, 0]) };
-  const [score, perToken] = tf.tidy(() => {
-    const hidden = m.forward(short).hidden;
-    const w = m.params.get('head.reward.weight') as tf.Tensor2D;
-    const b = m.params.get('head.reward.bias') as tf.Tensor1D;
-    return [m.rewardScores(hidden, short).dataSync()[0]!, [...tf.add(tf.matMul(hidden, w), b).dataSync()]] as const;
-  });
+  const hidden = m.forward(short).hidden;
+  const scoreT = m.rewardScores(hidden, short);
+  const perTokenT = tf.add(tf.matMul(hidden, m.params.get('head.reward.weight') as tf.Tensor2D), m.params.get('head.reward.bias') as tf.Tensor1D);
+  const score = scoreT.dataSync()[0]!;
+  const perToken = [...perTokenT.dataSync()];
+  tf.dispose([hidden, scoreT, perTokenT]);
   const want = perToken.reduce((s, x) => s + x, 0) / 4;
   t.true(Math.abs(score - want) < 1e-5, `${score} vs ${want}`);
   const b = tf.tidy(() => m.rewardScores(m.forward(padded).hidden, padded).dataSync()[0]!);

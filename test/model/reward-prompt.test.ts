@@ -6,6 +6,7 @@ import {
   encodeRewardPrompt,
   evaluationText,
   FACTS_ABOVE,
+  FACTS_FIRST_CORPUS,
   FACTS_FIRST_HEADER,
   FACTS_HEADER,
   orderFacts,
@@ -26,7 +27,7 @@ const turns: Turn[] = [{ from: 'human', value: '<image>\nDescribe the image in d
 const record: RewardPromptInput = { id: 'img-7_0', turns, response: 'There is a red circle and a green star.', facts: CAPTIONS };
 
 const tok = tokenizerFromJson(
-  buildTokenizer([VICUNA_SYSTEM_PROMPT, 'USER: ASSISTANT:', ...REWARD_PROMPT_CORPUS, ...CAPTIONS, ...CAPTIONS, record.response, record.response, 'Describe the image in detail.'], { vocabSize: 600 }),
+  buildTokenizer([VICUNA_SYSTEM_PROMPT, 'USER: ASSISTANT:', ...REWARD_PROMPT_CORPUS, ...FACTS_FIRST_CORPUS, ...CAPTIONS, ...CAPTIONS, record.response, record.response, 'Describe the image in detail.'], { vocabSize: 600 }),
   tokenizerConfigFor(),
 );
 
