@@ -138,7 +138,9 @@ async function upstreamLine(k: number, sft: string, rmVanilla: string, rmFact: s
   const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : 'n/a');
   const held = (r: Record<string, unknown>) => (r.heldout ?? {}) as Record<string, unknown>;
   const [s, v, f] = [held(await result(sft)), held(await result(rmVanilla)), held(await result(rmFact))];
+  // sample sizes next to each share: a reward model held out on 20 pairs is a coin with error bars
+  const of = (x: unknown) => (typeof x === 'number' ? ` of ${x}` : '');
+  const rm = (r: Record<string, unknown>) => `${pct(r.accuracy)}${of(r.pairs)} pairs (hallucination pairs ${pct(r.hallucination_pair_accuracy)}${of(r.hallucination_pairs)})`;
   return `- seed ${k + 1}: SFT held-out yes/no ${pct(s.yesno_accuracy)}, multiple choice ${pct(s.multichoice_accuracy)}; ` +
-    `reward model held-out accuracy vanilla ${pct(v.accuracy)} (hallucination pairs ${pct(v.hallucination_pair_accuracy)}), ` +
-    `Fact ${pct(f.accuracy)} (hallucination pairs ${pct(f.hallucination_pair_accuracy)})`;
+    `reward model held-out accuracy vanilla ${rm(v)}, Fact ${rm(f)}`;
 }

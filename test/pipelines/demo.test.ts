@@ -45,6 +45,7 @@ test.serial('demo, 2 seeds at toy size: every stage runs, report.json has mean a
   t.regex(md, /\| Fact-RLHF \| [0-9.]+ ± [0-9.]+ \|/);
   t.regex(md, /- seed 1: SFT held-out yes\/no [0-9.]+%/);
   t.regex(md, /- seed 2: SFT held-out/);
+  t.regex(md, /vanilla [0-9.]+% of \d+ pairs \(hallucination pairs ([0-9.]+%|n\/a) of \d+\), Fact [0-9.]+% of \d+ pairs/);
   for (const png of ['hallucination_rate.png', 'mmhal_score.png', 'pope_f1.png', 'reward.png', 'kl.png', 'response_length.png']) {
     const bytes = await readFile(path.join(out, png));
     t.deepEqual(bytes.subarray(0, 8), PNG_MAGIC, png);
