@@ -18,8 +18,10 @@
  * the response, every check has to happen at the last few tokens; with them first, each response
  * token can look back at the captions itself and the last token only has to ask whether any of
  * them failed. On the shapes world a 2-layer reward model learned nothing in 100 steps with the
- * captions at the end (held-out 50%); see the README for the measured difference. The criteria are shortened from the reference (one sentence instead
- * of four paragraphs) so the prompt fits a small model's context.
+ * captions at the end (held-out 50%); see the README for the measured difference.
+ *
+ * The criteria are shortened from the reference (one sentence instead of four paragraphs) so the
+ * prompt fits a small model's context.
  *
  * Caption order is a seeded shuffle (seed = hash32(record id, seed)): the model cannot learn a
  * position, and the same record always reads the same order. Truncation drops captions from the
