@@ -40,7 +40,7 @@ export function lmLogits(store: ParameterStore, config: ModelConfig, hidden: tf.
   return matMul(hidden, store.get('head.lm.weight') as tf.Tensor2D);
 }
 
-/** One score per row from the hidden state at `lastIndex[b]` (the last real token): [batch]. */
+/** One score per row from the hidden states weighted by `weights` (rewardPoolingWeights): [batch]. */
 export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
   const width = hidden.shape[1];
   // a row-weight product keeps the gradient a plain matmul (no gather gradient on wasm)
