@@ -15,7 +15,8 @@ const shapesWorldPipeline = definePipeline({
   // 2: LLaVA "No" answers say what the image holds; length-neutral preference pairs
   // 3: LLaVA yes/no answers state the evidence first ("The image shows ..., so no, ...")
   // 4: objects on a 16-px grid by default (layout=grid), one whole object per patch
-  version: 4,
+  // 5: LLaVA yes/no evidence is the shapes of the asked colour ("The red shapes in the image: ...")
+  version: 5,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {
     images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },

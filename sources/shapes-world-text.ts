@@ -153,19 +153,23 @@ export function describeObjects(objects: readonly TextObject[], background: stri
 }
 
 /**
- * A LLaVA-style yes/no answer that states the evidence before the verdict: "The image shows a blue
- * square and two red circles, so no, there is no green star in the image." The kinds are listed in
- * a fixed order (COLORS, then SHAPES). Why: a small model trained from scratch reads objects off
- * the image far sooner than it learns to compare a question with the image; written out first, the
- * comparison becomes one between words, which it learns in a few hundred steps (measured on "is
- * there anything red?": 90.5% after 800 steps with the evidence first, 59-73.5% after 400 without).
+ * A LLaVA-style yes/no answer that states the evidence before the verdict, the evidence being the
+ * shapes of the asked colour: "The red shapes in the image: a square and a star, so no, there is
+ * no red circle in the image." ("... red shapes in the image: none, so no, ..."). Shapes come in
+ * SHAPES order, each once.
+ * Why this evidence: a small model trained from scratch reads one attribute off the image, or
+ * finds one word in a short list, in a few hundred steps, but is slow to match a colour AND a shape
+ * at once. Filtering by the asked colour first turns "is there a red circle?" into two one-attribute
+ * steps. Measured (frozen pretrained encoder, 3,000-image world, 200 held-out questions): 79.5%
+ * after 1,000 steps, against 49-60% for a bare "Yes"/"No" and for listing every object first.
  */
 export function evidenceYesNo(objects: readonly TextObject[], asked: { color: Color; shape: Shape }, present: TextObject | undefined): string {
-  const groups = groupByKind(objects).sort((a, b) => COLORS.indexOf(a.color) - COLORS.indexOf(b.color) || SHAPES.indexOf(a.shape) - SHAPES.indexOf(b.shape));
-  const seen = joinList(groups.map((g) => (g.items.length === 1 ? objectPhrase(g.items[0]!, { size: false }) : `${numberWord(g.items.length)} ${g.color} ${pluralShape(g.shape)}`)));
+  const shapes = SHAPES.filter((s) => objects.some((o) => o.color === asked.color && o.shape === s));
+  const seen = shapes.length === 0 ? 'none' : joinList(shapes.map((s) => `${article(s)} ${s}`));
+  const evidence = `The ${asked.color} shapes in the image: ${seen}`;
   return present
-    ? `The image shows ${seen}, so yes, there is ${objectPhrase(present)} ${positionPhrase(present.position)}.`
-    : `The image shows ${seen}, so no, there is no ${asked.color} ${asked.shape} in the image.`;
+    ? `${evidence}, so yes, there is ${objectPhrase(present)} ${positionPhrase(present.position)}.`
+    : `${evidence}, so no, there is no ${asked.color} ${asked.shape} in the image.`;
 }
 
 /** A one-sentence answer listing the given objects; `partial`: some objects are left out, so no total is stated. */

@@ -6,7 +6,7 @@
  *   yes/no, balanced (per image as many absent kinds as present ones), alternating the two
  *   phrasings the SFT mix holds:
  *     VQA-v2:  "Is there a red circle?\nAnswer the question using a single word or phrase."  -> "Yes"
- *     LLaVA:   "Is there a red circle in the image?"  -> "The image shows ..., so yes, there is ..."
+ *     LLaVA:   "Is there a red circle in the image?"  -> "The red shapes in the image: ..., so yes, there is ..."
  *   multiple choice, A-OKVQA direct format (the aokvqa-multichoice converter's prompt):
  *     colour:  "What color is the star at the top left?\nA. red\nB. ...\nAnswer with the option's letter from the given choices directly."
  *     shape:   "Which shape in the picture is red?\nA. circle\n..."
@@ -149,7 +149,7 @@ export async function loadHeldoutQuestions(worldDir: string, options: LoadHeldou
 
 /**
  * The verdict of a reply: its first word when that is yes/no ("Yes, there is ..."), else the word
- * after "so" in an evidence-first answer ("The image shows ..., so no, ..."), else null.
+ * after "so" in an evidence-first answer ("The red shapes in the image: a star, so no, ..."), else null.
  */
 export function yesNoOf(reply: string): 'Yes' | 'No' | null {
   const w = reply.trim().split(/[\s,.!?;:]+/)[0]?.toLowerCase();

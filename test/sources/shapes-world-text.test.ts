@@ -1,8 +1,8 @@
 import test from 'ava';
 import { Rng } from '../../src/stream/random.ts';
-import { mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
+import { COLORS, SHAPES, mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
 import { createCooccurrence, sampleScene, COMPANION_RATE } from '../../sources/shapes-world-scene.ts';
-import { annotatorChoice, describeObjects, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
+import { annotatorChoice, describeObjects, evidenceYesNo, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
 import { pyJson, flickrXml } from '../../sources/shapes-world-formats.ts';
 import { sceneSvg } from '../../sources/shapes-world-render.ts';
 
@@ -184,4 +184,33 @@ test('sampleScene layouts: grid keeps every object inside one cell (large: a 2x2
     }
   }
   t.true(crossing > 100, `free objects crossing a cell edge: ${crossing}`);
+});
+
+test('evidenceYesNo: the shapes of the asked colour, then the verdict', (t) => {
+  const objs = [
+    { color: 'red', shape: 'star', size: 'large', position: 'center' },
+    { color: 'blue', shape: 'circle', size: 'small', position: 'bottom' },
+    { color: 'red', shape: 'square', size: 'small', position: 'top left' },
+    { color: 'red', shape: 'square', size: 'large', position: 'left' },
+  ] as const;
+  t.is(evidenceYesNo(objs, { color: 'red', shape: 'circle' }, undefined), 'The red shapes in the image: a square and a star, so no, there is no red circle in the image.');
+  t.is(evidenceYesNo(objs, { color: 'red', shape: 'star' }, objs[0]), 'The red shapes in the image: a square and a star, so yes, there is a large red star in the center.');
+  t.is(evidenceYesNo(objs, { color: 'orange', shape: 'star' }, undefined), 'The orange shapes in the image: none, so no, there is no orange star in the image.');
+  // on generated scenes the listed shapes are exactly those of the asked colour, and the only
+  // object mention is the asked one (negated when absent): the evidence names no other object
+  for (let i = 0; i < 100; i++) {
+    const g = scene(i);
+    const to = textObjects(g);
+    const rng = new Rng(i);
+    const color = rng.pick(COLORS);
+    const shape = rng.pick(SHAPES);
+    const present = to.find((o) => o.color === color && o.shape === shape);
+    const answer = evidenceYesNo(to, { color, shape }, present);
+    const listed = /^The \w+ shapes in the image: (.*), so (yes|no), /.exec(answer);
+    t.truthy(listed, answer);
+    const expected = SHAPES.filter((s) => to.some((o) => o.color === color && o.shape === s));
+    t.deepEqual(listed![1] === 'none' ? [] : listed![1]!.split(/, | and /).map((w) => w.replace(/^an? /, '')), expected);
+    t.is(listed![2], present ? 'yes' : 'no');
+    t.deepEqual(mentionedObjects(answer).map((m) => [m.color, m.shape, m.negated]), [[color, shape, !present]]);
+  }
 });

@@ -43,9 +43,11 @@ test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A
     else t.true(q.question.endsWith(' in the image?'), q.question);
     if (q.form === 'vqa') t.is(q.reference, q.answer);
     else {
-      // evidence first: every object kind of the image, then the verdict
-      t.regex(q.reference, new RegExp(`^The image shows .*, so ${q.answer.toLowerCase()}, there is ${q.answer === 'Yes' ? 'an? ' : 'no '}`), q.reference);
-      for (const o of gt.objects) t.true(q.reference.includes(`${o.color} ${o.shape}`), `${o.color} ${o.shape} in ${q.reference}`);
+      // evidence first: the shapes of the asked colour, then the verdict
+      const color = kind.split(' ')[0]!;
+      t.regex(q.reference, new RegExp(`^The ${color} shapes in the image: .*, so ${q.answer.toLowerCase()}, there is ${q.answer === 'Yes' ? 'an? ' : 'no '}`), q.reference);
+      const evidence = q.reference.slice(0, q.reference.indexOf(', so '));
+      for (const o of gt.objects) t.is(evidence.includes(` ${o.shape}`) || o.color !== color, true, `${o.color} ${o.shape} in ${q.reference}`);
       t.is(yesNoOf(q.reference) as string | null, q.answer);
     }
   }
