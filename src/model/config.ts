@@ -57,13 +57,15 @@ export interface ModelConfig {
    * Which positions the reward head reads. 'last' (absent = 'last'): the last real token, as
    * LLaVA-RLHF. 'mean': the mean of the head's score over every real token, so each response token
    * adds its own evidence directly; a small model trained from scratch learns from that much
-   * sooner than from one position that must first gather everything (see README).
+   * sooner than from one position that must first gather everything (see README). 'response': the
+   * same mean over the response's tokens only (ModelInput.responseMask), so the image, prompt and
+   * captions, identical in both responses of a pair, do not dilute the difference.
    */
   rewardPooling?: RewardPooling;
 }
 
-export type RewardPooling = 'last' | 'mean';
-export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean'];
+export type RewardPooling = 'last' | 'mean' | 'response';
+export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean', 'response'];
 
 export type ModelConfigInput = {
   vision?: Partial<VisionConfig>;

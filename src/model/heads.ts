@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initStdFor, type ModelConfig, type RewardPooling } from './config.ts';
+import { InvalidOptionError } from '../errors.ts';
 
 /**
  * A reward head starts small whatever the trunk's init: first scores near 0, so the reward
@@ -52,11 +53,30 @@ export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: 
 
 /**
  * Per-position weights [batch * length] the reward head reads with: 1 at the last real token
- * ('last'), or 1/n on each of a row's n real tokens ('mean'; the score of the mean hidden state
- * equals the mean of the per-token scores, the head being linear).
+ * ('last'), 1/n on each of a row's n real tokens ('mean'; the score of the mean hidden state
+ * equals the mean of the per-token scores, the head being linear), or 1/n on each of its n
+ * response tokens ('response', from `responseMask`).
  */
-export function rewardPoolingWeights(mask: Uint8Array | undefined, batch: number, length: number, pooling: RewardPooling = 'last'): Float32Array {
+export function rewardPoolingWeights(
+  mask: Uint8Array | undefined,
+  batch: number,
+  length: number,
+  pooling: RewardPooling = 'last',
+  responseMask?: Uint8Array | null,
+): Float32Array {
   const w = new Float32Array(batch * length);
+  if (pooling === 'response') {
+    if (!responseMask || responseMask.length !== batch * length) {
+      throw new InvalidOptionError('responseMask', `'response' reward pooling needs a response mask of ${batch * length} entries, got ${responseMask ? responseMask.length : 'none'}`, { fix: 'build reward inputs with rewardBatch, which marks each response' });
+    }
+    for (let b = 0; b < batch; b++) {
+      let n = 0;
+      for (let t = 0; t < length; t++) if (responseMask[b * length + t]) n++;
+      if (n === 0) throw new InvalidOptionError('responseMask', `row ${b} marks no response token`);
+      for (let t = 0; t < length; t++) if (responseMask[b * length + t]) w[b * length + t] = 1 / n;
+    }
+    return w;
+  }
   if (pooling === 'last') {
     const last = lastRealIndex(mask, batch, length);
     for (let b = 0; b < batch; b++) w[b * length + last[b]!] = 1;

@@ -28,6 +28,8 @@ export interface ModelInput {
   images?: Float32Array | null;
   /** [batch * imageTokens]: sequence position of each visual token; -1 for rows without image. */
   imagePositions?: Int32Array | null;
+  /** [batch * length]: 1 on each row's response tokens, which 'response' reward pooling averages. */
+  responseMask?: Uint8Array | null;
 }
 
 export interface ForwardOptions {
@@ -53,7 +55,7 @@ export interface MultimodalModel {
   /** [batch * length, vocab]. Needs the lm head. */
   lmLogits(hidden: tf.Tensor2D): tf.Tensor2D;
   /** [batch]: reward head on each row's last real token. */
-  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask'>): tf.Tensor1D;
+  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask' | 'responseMask'>): tf.Tensor1D;
   /** [batch, length]: value head at every position. */
   values(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length'>): tf.Tensor2D;
   /** Adds a fresh head (e.g. a zero value head on a reward model's trunk). */
@@ -181,7 +183,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     },
     rewardScores(hidden, input) {
       if (!store.has('head.reward.weight')) throw new InvalidOptionError('model.heads', 'this model has no "reward" head');
-      return rewardScores(store, hidden, input.batch, input.length, rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling));
+      return rewardScores(store, hidden, input.batch, input.length, rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling, input.responseMask));
     },
     values(hidden, input) {
       if (!store.has('head.value.weight')) throw new InvalidOptionError('model.heads', 'this model has no "value" head');

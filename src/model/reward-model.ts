@@ -90,7 +90,8 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
   const example = {
     id: item.id,
     ids: Int32Array.from(enc.ids),
-    lossMask: new Uint8Array(enc.ids.length),
+    // no loss here: the mask marks the response, which 'response' reward pooling reads (rewardBatch)
+    lossMask: responseMaskOf(enc.ids.length, enc.response),
     imagePositions: Int32Array.from(enc.imagePositions),
     pixels: item.pixels,
   };
@@ -116,11 +117,17 @@ export function encodeRewardPair(model: MultimodalModel, tok: TextTokenizer, a: 
     : [ea.example, encodeItem(model, tok, b, { ...settings, maxFacts }).example];
 }
 
-/** Pads examples into one model input (right padding; the reward head reads the last real token). */
+function responseMaskOf(length: number, [start, end]: readonly [number, number]): Uint8Array {
+  const m = new Uint8Array(length);
+  m.fill(1, start, end);
+  return m;
+}
+
+/** Pads examples into one model input (right padding); `responseMask` marks each response. */
 export function rewardBatch(model: MultimodalModel, tok: TextTokenizer, examples: readonly TrainExample[]): ModelInput {
   const v = model.config.vision;
   const b = collate(examples, { padId: tok.padId, imageTokens: imageTokenCount(model.config), pixelsPerImage: v.imageSize * v.imageSize * 3 });
-  return { batch: b.batch, length: b.length, ids: b.ids, attentionMask: b.attentionMask, images: b.images, imagePositions: b.imagePositions };
+  return { batch: b.batch, length: b.length, ids: b.ids, attentionMask: b.attentionMask, images: b.images, imagePositions: b.imagePositions, responseMask: Uint8Array.from(b.lossMask) };
 }
 
 /** Scores [batch] of a padded batch (a tensor, inside the caller's tidy / gradient scope). */

@@ -95,6 +95,25 @@ test('rewardPoolingWeights: one-hot on the last real token, or 1/n on each real 
   t.deepEqual([...rewardPoolingWeights(mask, 2, 4)], [0, 0, 1, 0, 0, 0, 0, 1]);
   t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'mean')].map((x) => Math.round(x * 1e6) / 1e6), [1 / 3, 1 / 3, 1 / 3, 0, 0, 1 / 3, 1 / 3, 1 / 3].map((x) => Math.round(x * 1e6) / 1e6));
   t.deepEqual([...rewardPoolingWeights(undefined, 1, 4, 'mean')], [0.25, 0.25, 0.25, 0.25]);
+  const response = Uint8Array.from([0, 1, 1, 0, 0, 0, 0, 1]);
+  t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'response', response)], [0, 0.5, 0.5, 0, 0, 0, 0, 1]);
+  t.throws(() => rewardPoolingWeights(mask, 2, 4, 'response'), { message: /needs a response mask of 8 entries, got none/ });
+  t.throws(() => rewardPoolingWeights(mask, 2, 4, 'response', Uint8Array.from([0, 1, 1, 0, 0, 0, 0, 0])), { message: /row 1 marks no response token/ });
+});
+
+test('response reward pooling: the score is the mean per-token head score over the response tokens only', (t) => {
+  const m = createModel({ ...resolveModelConfig({ rewardPooling: 'response' }, TINY_MODEL_CONFIG), heads: ['reward'] }, { seed: 5 });
+  const input = { batch: 1, length: 6, ids: Int32Array.from([1, 9, 12, 15, 7, 3]), responseMask: Uint8Array.from([0, 0, 1, 1, 1, 0]) };
+  const hidden = m.forward(input).hidden;
+  const scoreT = m.rewardScores(hidden, input);
+  const perTokenT = tf.add(tf.matMul(hidden, m.params.get('head.reward.weight') as tf.Tensor2D), m.params.get('head.reward.bias') as tf.Tensor1D);
+  const score = scoreT.dataSync()[0]!;
+  const perToken = [...perTokenT.dataSync()];
+  tf.dispose([hidden, scoreT, perTokenT]);
+  const want = (perToken[2]! + perToken[3]! + perToken[4]!) / 3;
+  t.true(Math.abs(score - want) < 1e-5, `${score} vs ${want}`);
+  t.throws(() => m.rewardScores(m.forward(input).hidden, { ...input, responseMask: null }), { message: /response mask/ });
+  m.dispose();
 });
 
 test('mean reward pooling: the score is the mean of the per-token head scores over real tokens; padding changes nothing', (t) => {

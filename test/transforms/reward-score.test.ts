@@ -11,7 +11,7 @@ import { VICUNA_SYSTEM_PROMPT } from '../../src/model/chat-template.ts';
 import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
-import { scoreResponses } from '../../src/model/reward-model.ts';
+import { encodeRewardPair, rewardBatch, scoreResponses } from '../../src/model/reward-model.ts';
 import { REWARD_PROMPT_CORPUS } from '../../src/model/reward-prompt.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { shapeReward } from '../../src/rl/reward-shaping.ts';
@@ -126,4 +126,21 @@ test('options are checked when the stage is made', (t) => {
   t.regex(t.throws(() => rewardScore({ ...base, maxResponseTokens: 0 }))!.message, /maxResponseTokens/);
   t.regex(t.throws(() => rewardScore({ ...base, shaping: { lengthCoef: Number.NaN } }))!.message, /shaping\.lengthCoef/);
   t.regex(t.throws(() => rewardScore({ ...base, imageRoot: undefined }))!.message, /imageRoot/);
+});
+
+test.serial('rewardBatch marks each response, and only it, for response pooling', (t) => {
+  const turns = [{ from: 'human' as const, value: 'Describe the image.' }];
+  const item = (id: string, response: string) => ({ id, turns, response, facts: ['A red circle on a white background.'], pixels: null });
+  for (const factsAt of ['start', 'end'] as const) {
+    const pair = encodeRewardPair(model, tok, item('a', 'There is a red circle.'), item('b', 'No'), { facts: true, seed: 1, factsAt });
+    const b = rewardBatch(model, tok, pair);
+    const rows = ['There is a red circle.', 'No'].map((want, r) => {
+      const ids = [...b.ids.slice(r * b.length, (r + 1) * b.length)].filter((_, i) => b.responseMask![r * b.length + i] === 1);
+      return [tok.decode(ids, { skipSpecial: true }).trim(), ids[ids.length - 1] === tok.eosId, want];
+    });
+    for (const [got, endsWithEos, want] of rows) {
+      t.is(got, want, factsAt);
+      t.true(endsWithEos, 'the response span ends with </s>');
+    }
+  }
 });
