@@ -15,7 +15,8 @@ const shapesWorldPipeline = definePipeline({
   // 2: LLaVA "No" answers say what the image holds; length-neutral preference pairs
   // 3: LLaVA yes/no answers state the evidence first ("The image shows ..., so no, ...")
   // 4: objects on a 16-px grid by default (layout=grid), one whole object per patch
-  // 5: LLaVA yes/no evidence is the shapes of the asked colour ("The red shapes in the image: ...")
+  // 5: LLaVA yes/no evidence is the shapes of the asked colour ("The red shapes in the image: ..."),
+  //    and every LLaVA conversation asks one such existence question
   version: 5,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {

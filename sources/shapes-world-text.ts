@@ -517,7 +517,10 @@ export interface Turn {
   value: string;
 }
 
-/** A multi-turn conversation of faithful questions and answers about the shapes. */
+/** Index of the existence question ("Is there a red circle in the image?") among llavaConversation's makers. */
+const EXISTENCE = 4;
+
+/** A multi-turn conversation of faithful questions and answers about the shapes; one asks whether a kind is there. */
 export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): Turn[] {
   const objs = textObjects(gt);
   const shapes = counts(objs.map((o) => o.shape));
@@ -560,7 +563,12 @@ export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng)
   const rounds = rng.range(2, 4);
   const turns: Turn[] = [];
   const asked = new Set<string>();
-  for (const i of rng.shuffle(makers.map((_, k) => k))) {
+  // every conversation asks one existence question (at a random round): it is the question POPE
+  // and the hallucination judge turn on, and a small model learns to read the asked colour off
+  // the question only when it sees that often (at 1 conversation in 7 it copied the image's colour)
+  const order = rng.shuffle(makers.map((_, k) => k).filter((k) => k !== EXISTENCE));
+  order.splice(rng.int(rounds), 0, EXISTENCE);
+  for (const i of order) {
     if (asked.size >= rounds) break;
     const qa = makers[i]!();
     if (!qa || asked.has(qa[0])) continue;

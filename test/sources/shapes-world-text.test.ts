@@ -2,7 +2,7 @@ import test from 'ava';
 import { Rng } from '../../src/stream/random.ts';
 import { COLORS, SHAPES, mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
 import { createCooccurrence, sampleScene, COMPANION_RATE } from '../../sources/shapes-world-scene.ts';
-import { annotatorChoice, describeObjects, evidenceYesNo, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
+import { annotatorChoice, describeObjects, evidenceYesNo, llavaConversation, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
 import { pyJson, flickrXml } from '../../sources/shapes-world-formats.ts';
 import { sceneSvg } from '../../sources/shapes-world-render.ts';
 
@@ -213,4 +213,22 @@ test('evidenceYesNo: the shapes of the asked colour, then the verdict', (t) => {
     t.is(listed![2], present ? 'yes' : 'no');
     t.deepEqual(mentionedObjects(answer).map((m) => [m.color, m.shape, m.negated]), [[color, shape, !present]]);
   }
+});
+
+test('llavaConversation: 2-4 rounds, exactly one existence question, at varying rounds, answered truthfully', (t) => {
+  const rounds = new Set<number>();
+  for (let i = 0; i < 200; i++) {
+    const g = scene(i);
+    const turns = llavaConversation(g, cooc, new Rng(i));
+    const humans = turns.filter((x) => x.from === 'human');
+    t.true(humans.length >= 2 && humans.length <= 4, `${humans.length} rounds`);
+    const k = humans.findIndex((x) => / in the image\?$/.test(x.value) && /^(<image>\n)?Is there /.test(x.value));
+    t.not(k, -1, JSON.stringify(humans));
+    t.is(humans.filter((x) => /^(<image>\n)?Is there /.test(x.value)).length, 1);
+    rounds.add(k);
+    const [, color, shape] = /Is there an? (\w+) (\w+) in the image\?$/.exec(humans[k]!.value)!;
+    const answer = turns[2 * k + 1]!.value;
+    t.is(/, so (yes|no), /.exec(answer)![1], g.objects.some((o) => o.color === color && o.shape === shape) ? 'yes' : 'no', answer);
+  }
+  t.deepEqual([...rounds].sort(), [0, 1, 2, 3]);
 });
