@@ -92,7 +92,7 @@ export default definePipeline({
     images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
     facts: { type: 'boolean', default: true, description: 'Fact-RLHF: the reward prompt lists the record\'s captions (false: vanilla RLHF)' },
     facts_at: { type: 'enum', default: 'start', values: ['start', 'end'], description: 'where the captions go (facts=true): end = after the response, as LLaVA-RLHF; start = before the conversation, so each response word can be checked against them by a small causal model' },
-    pooling: { type: 'enum', default: 'mean', values: ['mean', 'last', 'response'], description: 'positions the reward head reads: last = the last token, as LLaVA-RLHF; mean = the mean score over every token (learns sooner at small scale); response = the mean over the response tokens only' },
+    pooling: { type: 'enum', default: 'response', values: ['response', 'mean', 'last'], description: 'positions the reward head reads: last = the last token, as LLaVA-RLHF; mean = the mean score over every token; response = the mean score over the response tokens only (learns soonest at small scale)' },
     steps: { type: 'number', default: 120, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the training pairs (0: as many as steps need)' },
     batch_size: { type: 'number', default: 8, min: 1, integer: true, description: 'preference pairs per step (two sequences each)' },

@@ -67,7 +67,7 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
     const result = summary.result as { facts: boolean; facts_at: string; pooling: string; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
     t.is(result.facts, facts);
     t.is(result.facts_at, 'start');
-    t.is(result.pooling, 'mean');
+    t.is(result.pooling, 'response');
     t.is(result.steps, 8);
     t.true(result.heldout.pairs > 0);
     t.true(result.heldout.accuracy >= 0 && result.heldout.accuracy <= 1);
@@ -76,7 +76,7 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
     t.deepEqual(written.result.heldout, result.heldout);
     const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string };
     t.deepEqual(cfg.heads, ['reward']);
-    t.is(cfg.rewardPooling, 'mean');
+    t.is(cfg.rewardPooling, 'response');
     const state = JSON.parse(await readFile(path.join(out, result.checkpoint, 'trainer_state.json'), 'utf8')) as { facts: boolean; facts_at: string };
     t.is(state.facts_at, 'start');
     t.is(cfg.language.contextLength, 160);
