@@ -94,6 +94,7 @@ export default definePipeline({
     lambda: { type: 'number', default: 1, min: 0, max: 1, description: 'GAE lambda' },
     reward_scaling: { type: 'enum', default: 'scale', values: ['scale', 'whiten'], description: 'per-token rewards scaled by reward_scale (LLaVA-RLHF) or whitened' },
     reward_scale: { type: 'number', default: 10, description: 'factor for reward_scaling=scale' },
+    reward_norm: { type: 'boolean', default: true, description: 'standardise reward-model scores by the mean and sd of its held-out scores (recorded by reward-train) before the length and correctness terms are added' },
     max_response_tokens: { type: 'number', default: 32, min: 1, integer: true, description: 'longest response sampled (also the length term\'s denominator)' },
     length_coef: { type: 'number', default: 10, description: 'length term coefficient: -length_coef x tokens / max_response_tokens x length_bonus' },
     correct_bonus: { type: 'number', default: 1, description: 'multiple-choice correctness bonus' },
@@ -148,7 +149,10 @@ export default definePipeline({
       const policy = createLivePolicy({ model: policyModel, tokenizer: sft.tokenizer, images });
       const journal = rolloutJournal<RolloutRecord>({ file: path.join(ctx.out, ROLLOUT_JOURNAL_FILE), policy });
       const epochs = Math.ceil((p.steps * p.batch_size) / manifest.total_rows) + 1;
-      ctx.log(`ppo: ${manifest.total_rows} prompts, ${p.steps} steps x ${p.batch_size} rollouts; facts=${facts}; kl_coef ${p.kl_coef}; backend ${backend.name}`);
+      const normalize = p.reward_norm ? rm.scoreStats : null;
+      if (p.reward_norm && !normalize) ctx.log(`ppo: ${rmCheckpoint} records no held-out score statistics; its scores are used raw (retrain it with held-out pairs to standardise them)`);
+      const norm = normalize ? `reward-model scores standardised (mean ${normalize.mean.toFixed(3)}, sd ${normalize.std.toFixed(3)})` : 'raw reward-model scores';
+      ctx.log(`ppo: ${manifest.total_rows} prompts, ${p.steps} steps x ${p.batch_size} rollouts; facts=${facts}; ${norm}; kl_coef ${p.kl_coef}; backend ${backend.name}`);
 
       const stages = [
         batch<RlPrompt>(p.batch_size, { name: 'batch' }),
@@ -157,7 +161,7 @@ export default definePipeline({
           temperature: p.temperature, topP: p.top_p, klEstimator: p.kl_estimator,
         }),
         rewardScore<RolloutRecord>({
-          model: rm.model, tokenizer: rm.tokenizer, facts, factsAt: rm.factsAt, maxResponseTokens: p.max_response_tokens, images,
+          model: rm.model, tokenizer: rm.tokenizer, facts, factsAt: rm.factsAt, normalize, maxResponseTokens: p.max_response_tokens, images,
           shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty },
         }),
         tee(journal.consume, { name: 'rollout-journal' }),
@@ -197,6 +201,7 @@ export default definePipeline({
         steps: result.steps,
         resumed_from: result.resumed_from,
         facts,
+        reward_norm: normalize,
         last,
         rollouts: { trained: result.rollouts, rejected_by_trainer: result.rejected, written: shards.stages.at(-1)?.out ?? 0, dir: ROLLOUT_SHARDS_DIR, journal: ROLLOUT_JOURNAL_FILE },
         time: result.time,

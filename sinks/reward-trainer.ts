@@ -79,6 +79,9 @@ export interface HeldoutReport {
   loss: number;
   /** Held-out pairs left out because their prompt could not be built. */
   skipped: number;
+  /** Mean and standard deviation of the scores of every held-out response: PPO divides by them (reward_norm). */
+  score_mean: number;
+  score_std: number;
 }
 
 export interface RewardTrainerOptions {
@@ -227,6 +230,8 @@ export async function evaluatePreferences(
   let lossSum = 0;
   let n = 0;
   let skipped = 0;
+  let sum = 0;
+  let sumSq = 0;
   const chunk = Math.max(1, Math.floor((settings.batchSize ?? 32) / 2));
   for (let i = 0; i < records.length; i += chunk) {
     const part: Preference[] = [];
@@ -244,6 +249,8 @@ export async function evaluatePreferences(
     const s = await scoreExamples(model, tokenizer, examples, settings.batchSize ?? 32);
     part.forEach((r, k) => {
       const d = s[2 * k]! - s[2 * k + 1]!;
+      sum += s[2 * k]! + s[2 * k + 1]!;
+      sumSq += s[2 * k]! ** 2 + s[2 * k + 1]! ** 2;
       const ok = d > 0 ? 1 : 0;
       n++;
       right += ok;
@@ -258,6 +265,8 @@ export async function evaluatePreferences(
     hallucination_pair_accuracy: hall > 0 ? hallRight / hall : null,
     loss: n > 0 ? lossSum / n : NaN,
     skipped,
+    score_mean: n > 0 ? sum / (2 * n) : NaN,
+    score_std: n > 0 ? Math.sqrt(Math.max(0, sumSq / (2 * n) - (sum / (2 * n)) ** 2)) : NaN,
   };
 }
 

@@ -21,7 +21,7 @@ import type { Stage } from '../src/stream/stage.ts';
 import type { Turn } from '../src/model/chat-template.ts';
 import { createImageLoader, type ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
-import { encodeRewardItem, scoreExamples, type RewardItem } from '../src/model/reward-model.ts';
+import { encodeRewardItem, scoreExamples, type RewardItem, type ScoreStats } from '../src/model/reward-model.ts';
 import type { FactsPlacement } from '../src/model/reward-prompt.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import { resolveShapingCoefs, shapeReward, type ShapingCoefs } from '../src/rl/reward-shaping.ts';
@@ -71,6 +71,12 @@ export interface RewardScoreOptions {
   batchSize?: number;
   /** Longest reward prompt; default the model's context length. */
   maxLength?: number;
+  /**
+   * Standardise the reward-model score as (score - mean) / std before shaping (loadRewardModel's
+   * scoreStats). Why: a small reward model's scores spread by ~0.2 while the length and no-EOS
+   * terms spread by ~2; unscaled, PPO would not see the reward model at all. Default: raw scores.
+   */
+  normalize?: ScoreStats | null;
   name?: string;
 }
 
@@ -93,6 +99,10 @@ export function rewardScore<T extends RewardScoreInput>(options: RewardScoreOpti
   const batchSize = options.batchSize ?? 16;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InvalidOptionError('batchSize', `must be a positive integer, got ${JSON.stringify(batchSize)}`);
   if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidOptionError('seed', `must be an integer, got ${options.seed}`);
+  const normalize = options.normalize ?? null;
+  if (normalize && !(Number.isFinite(normalize.mean) && Number.isFinite(normalize.std) && normalize.std > 0)) {
+    throw new InvalidOptionError('normalize', `needs a finite mean and a positive std, got ${JSON.stringify(normalize)}`);
+  }
   if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength > 0)) {
     throw new InvalidOptionError('maxLength', `must be a positive integer, got ${JSON.stringify(options.maxLength)}`);
   }
@@ -133,7 +143,7 @@ export function rewardScore<T extends RewardScoreInput>(options: RewardScoreOpti
             const score = scores[i]!;
             if (!Number.isFinite(score)) throw new BadRecordError(`the reward model scored the response ${score}`, { fix: 'check the reward model checkpoint (non-finite weights?)' });
             const shaped = shapeReward({
-              rewardModel: score,
+              rewardModel: normalize ? (score - normalize.mean) / normalize.std : score,
               responseTokens: record.response_tokens,
               maxResponseTokens: maxTokens,
               lengthBonus: record.length_bonus ?? 1,

@@ -53,6 +53,20 @@ export interface LoadedRewardModel {
   facts: boolean | null;
   /** Where its prompts had the captions (trainer_state.json; 'end' when not recorded, as before the option). */
   factsAt: FactsPlacement;
+  /** Mean and sd of its scores on the held-out responses (trainer_state.json), null when not recorded. */
+  scoreStats: ScoreStats | null;
+}
+
+export interface ScoreStats {
+  mean: number;
+  std: number;
+}
+
+function scoreStatsOf(state: unknown): ScoreStats | null {
+  const h = (state as { heldout?: { score_mean?: unknown; score_std?: unknown } | null }).heldout;
+  const mean = h?.score_mean;
+  const std = h?.score_std;
+  return typeof mean === 'number' && typeof std === 'number' && Number.isFinite(mean) && std > 0 ? { mean, std } : null;
 }
 
 /**
@@ -70,7 +84,12 @@ export async function loadRewardModel(dir: string, options: { label?: string } =
   }
   const facts = (checkpoint.state as { facts?: unknown }).facts;
   const factsAt = (checkpoint.state as { facts_at?: unknown }).facts_at;
-  return { model, tokenizer: checkpoint.tokenizer, checkpoint, facts: typeof facts === 'boolean' ? facts : null, factsAt: factsAt === 'start' ? 'start' : 'end' };
+  return {
+    model, tokenizer: checkpoint.tokenizer, checkpoint,
+    facts: typeof facts === 'boolean' ? facts : null,
+    factsAt: factsAt === 'start' ? 'start' : 'end',
+    scoreStats: scoreStatsOf(checkpoint.state),
+  };
 }
 
 function maxLengthOf(model: MultimodalModel, settings: RewardPromptSettings): number {

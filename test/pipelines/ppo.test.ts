@@ -77,8 +77,9 @@ async function metricsOf(out: string): Promise<PpoMetrics[]> {
 test.serial('runs PPO end to end: metrics per step, a loadable policy checkpoint, rollout shards with every reward term; a rerun with more steps resumes', async (t) => {
   const out = path.join(tmp, 'ppo');
   const summary = await runPipeline(ppo, { out, backend: 'wasm', params: params({ steps: 3 }) });
-  const result = summary.result as { steps: number; facts: boolean; rollouts: { written: number }; time: { prompts_per_s: number } };
+  const result = summary.result as { steps: number; facts: boolean; reward_norm: unknown; rollouts: { written: number }; time: { prompts_per_s: number } };
   t.is(result.steps, 3);
+  t.is(result.reward_norm, null, 'a reward model without held-out statistics is used raw');
   t.true(result.facts, 'facts=auto follows the reward model summary');
   t.true(result.time.prompts_per_s > 0);
   const ms = await metricsOf(out);
@@ -114,6 +115,27 @@ test.serial('runs PPO end to end: metrics per step, a loadable policy checkpoint
   const manifest2 = JSON.parse(await readFile(path.join(out, 'rollouts', 'manifest.json'), 'utf8')) as Manifest;
   const rejectedByScoring = more.flows[0]!.stages.find((s) => s.name === 'reward-score')!.rejected;
   t.is(manifest2.total_rows, 10 - rejectedByScoring, 'the 6 rollouts of steps 1-3 and the 4 new ones (less any the scoring rejected)');
+});
+
+test.serial('reward_norm: a reward model with held-out score statistics is standardised by them', async (t) => {
+  const rmDir = path.join(tmp, 'rm-stats');
+  const { model, checkpoint } = await loadModel(path.join(dirs.rm, 'checkpoint'));
+  const stats = { score_mean: 0.25, score_std: 0.5 };
+  await saveCheckpoint(path.join(rmDir, 'checkpoint'), { model, tokenizer: checkpoint.tokenizer, state: { facts: true, heldout: stats } });
+  model.dispose();
+  const run = async (norm: boolean) => {
+    const out = path.join(tmp, `ppo-norm-${norm}`);
+    const summary = await runPipeline(ppo, { out, backend: 'wasm', seed: 4, params: params({ steps: 1, reward_model: rmDir, reward_norm: norm }) });
+    const rows = (await readFile(path.join(out, 'rollouts.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Rollout);
+    return { result: summary.result as { reward_norm: unknown }, rows };
+  };
+  const on = await run(true);
+  const off = await run(false);
+  t.deepEqual(on.result.reward_norm, { mean: 0.25, std: 0.5 });
+  t.is(off.result.reward_norm, null);
+  // same seed, same rollouts: only the reward-model term differs, by the standardisation
+  t.deepEqual(on.rows.map((r) => r.response), off.rows.map((r) => r.response));
+  on.rows.forEach((r, i) => t.true(Math.abs(r.reward_model - (off.rows[i]!.reward_model - 0.25) / 0.5) < 1e-4, `${r.reward_model} vs ${off.rows[i]!.reward_model}`));
 });
 
 test.serial('a missing policy or reward-model checkpoint is a CheckpointError naming the folder', async (t) => {

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { loadRewardModel } from '../../src/model/reward-model.ts';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,12 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
     t.is(cfg.rewardPooling, 'response');
     const state = JSON.parse(await readFile(path.join(out, result.checkpoint, 'trainer_state.json'), 'utf8')) as { facts: boolean; facts_at: string };
     t.is(state.facts_at, 'start');
+    // the held-out score statistics PPO standardises with: recorded with the kept checkpoint
+    const h = written.result.heldout as unknown as { score_mean: number; score_std: number };
+    t.true(Number.isFinite(h.score_mean) && h.score_std > 0, JSON.stringify(h));
+    const loaded = await loadRewardModel(path.join(out, result.checkpoint));
+    t.deepEqual(loaded.scoreStats, { mean: h.score_mean, std: h.score_std });
+    loaded.model.dispose();
     t.is(cfg.language.contextLength, 160);
     t.true((await stat(path.join(out, 'metrics.jsonl'))).size > 0);
   }

@@ -88,6 +88,23 @@ test.serial('every shaping term is in the record and the terms sum to reward_tot
   t.is(by['general']!.reward_no_eos, 0);
 });
 
+test.serial('normalize: the reward-model term is (score - mean) / std, the other terms unchanged; bad statistics are refused', async (t) => {
+  const records = [rec({ id: 'a' }), rec({ id: 'b', response: 'No', response_tokens: 2, caption_type: 6 })];
+  const raw = (await run([records], true)).out.flat();
+  const stats = { mean: 0.3, std: 0.25 };
+  const norm = (await run([records], true, { normalize: stats })).out.flat();
+  raw.forEach((r, i) => {
+    const n = norm[i]!;
+    t.true(Math.abs(n.reward_model - (r.reward_model - 0.3) / 0.25) < 1e-9, `${n.reward_model} vs ${r.reward_model}`);
+    t.is(n.reward_length, r.reward_length);
+    t.is(n.reward_correctness, r.reward_correctness);
+    t.true(Math.abs(n.reward_model + n.reward_length + n.reward_correctness + n.reward_no_eos - n.reward_total) < 1e-9);
+  });
+  for (const bad of [{ mean: 0, std: 0 }, { mean: Number.NaN, std: 1 }]) {
+    t.throws(() => rewardScore({ model, tokenizer: tok, facts: true, maxResponseTokens: 20, imageRoot, normalize: bad }), { message: /normalize/ });
+  }
+});
+
 test.serial('facts on/off changes the prompt the reward model reads, and so its score', async (t) => {
   const withFacts = rec({ id: 'f' });
   const noFacts = rec({ id: 'n', facts: [] });
