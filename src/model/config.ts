@@ -6,6 +6,9 @@ import { InvalidOptionError } from '../errors.ts';
 
 export type HeadName = 'lm' | 'reward' | 'value';
 
+export type PositionEncoding = 'learned' | 'rotary';
+export const POSITION_ENCODINGS: readonly PositionEncoding[] = ['learned', 'rotary'];
+
 /** See ModelConfig.initStd. */
 export type InitStd = number | 'fan-in';
 
@@ -27,8 +30,14 @@ export interface LanguageConfig {
   layers: number;
   heads: number;
   mlpRatio: number;
-  /** Longest sequence (prompt + image tokens + response); learned positions. */
+  /** Longest sequence (prompt + image tokens + response). */
   contextLength: number;
+  /**
+   * How tokens know their position: 'learned' (absent = 'learned'): a learned table added to the
+   * token embeddings, as GPT-2 and LLaVA's first models; 'rotary': RoPE on queries and keys, as
+   * LLaMA/Vicuna (see rotary.ts for why it matters here).
+   */
+  positions?: PositionEncoding;
   /** Share the token embedding with the LM head (transposed). */
   tieEmbeddings: boolean;
 }
@@ -143,6 +152,12 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   if (vision.width % vision.heads !== 0) throw new InvalidOptionError(`${path}.vision.heads`, `width ${vision.width} is not divisible by ${vision.heads} heads`);
   if (language.width % language.heads !== 0) throw new InvalidOptionError(`${path}.language.heads`, `width ${language.width} is not divisible by ${language.heads} heads`);
   if (typeof language.tieEmbeddings !== 'boolean') throw new InvalidOptionError(`${path}.language.tieEmbeddings`, 'must be true or false');
+  if (language.positions !== undefined && !POSITION_ENCODINGS.includes(language.positions)) {
+    throw new InvalidOptionError(`${path}.language.positions`, `must be one of ${POSITION_ENCODINGS.join(', ')}, got ${JSON.stringify(language.positions)}`);
+  }
+  if (language.positions === 'rotary' && (language.width / language.heads) % 2 !== 0) {
+    throw new InvalidOptionError(`${path}.language.heads`, `rotary positions need an even head width, got ${language.width / language.heads}`);
+  }
   const heads = input.heads ?? base.heads;
   if (!Array.isArray(heads) || heads.length === 0 || heads.some((h) => h !== 'lm' && h !== 'reward' && h !== 'value')) {
     throw new InvalidOptionError(`${path}.heads`, `must be a non-empty list of "lm", "reward", "value", got ${JSON.stringify(heads)}`);

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initStdFor, type ModelConfig } from './config.ts';
 import { embedding, layerNorm } from './ops.ts';
+import type { Rotary } from './rotary.ts';
 import type { ParameterStore } from './parameters.ts';
 import { addBlockParameters, transformerBlock, type BlockShape, type LayerCache } from './transformer-block.ts';
 
@@ -36,11 +37,15 @@ export function languageBlockShape(config: ModelConfig): BlockShape {
   return { width: l.width, heads: l.heads, mlpRatio: l.mlpRatio, activation: config.activation };
 }
 
+export function usesRotary(config: ModelConfig): boolean {
+  return config.language.positions === 'rotary';
+}
+
 export function addLanguageParameters(store: ParameterStore, config: ModelConfig): void {
   const l = config.language;
   const std = (fanIn: number) => initStdFor(config, fanIn);
   store.add('lm.embed.weight', 'lm.embed', [l.vocabSize, l.width], { kind: 'normal', std: std(l.width) });
-  store.add('lm.pos_embed.weight', 'lm.embed', [l.contextLength, l.width], { kind: 'normal', std: std(l.width) }, { decay: false });
+  if (!usesRotary(config)) store.add('lm.pos_embed.weight', 'lm.embed', [l.contextLength, l.width], { kind: 'normal', std: std(l.width) }, { decay: false });
   for (let i = 0; i < l.layers; i++) addBlockParameters(store, `lm.layers.${i}`, languageBlockShape(config), std, Math.sqrt(2 * l.layers));
   store.add('lm.ln_f.weight', 'lm.ln_f', [l.width], { kind: 'ones' });
   store.add('lm.ln_f.bias', 'lm.ln_f', [l.width], { kind: 'zeros' });
@@ -101,6 +106,8 @@ export interface DecoderCall {
   bias: tf.Tensor | null;
   past?: KVCache | null;
   wantCache: boolean;
+  /** RoPE tables for this call's positions (rotary models). */
+  rotary?: Rotary | null;
 }
 
 /** Runs the blocks and the final norm over x [batch * length, width]. */
@@ -109,7 +116,7 @@ export function runDecoder(store: ParameterStore, config: ModelConfig, x: tf.Ten
   const layers: LayerCache[] = [];
   for (let i = 0; i < config.language.layers; i++) {
     const r = transformerBlock(store, `lm.layers.${i}`, shape, x, {
-      batch: call.batch, length: call.length, bias: call.bias, past: call.past?.layers[i], eps: config.layerNormEps,
+      batch: call.batch, length: call.length, bias: call.bias, past: call.past?.layers[i], eps: config.layerNormEps, rotary: call.rotary,
     }, call.wantCache);
     x = r.y;
     if (r.cache) layers.push(r.cache);
@@ -118,8 +125,9 @@ export function runDecoder(store: ParameterStore, config: ModelConfig, x: tf.Ten
   return call.wantCache ? { hidden, layers } : { hidden };
 }
 
-/** Token embeddings plus position embeddings for int32 ids/positions [n]. */
-export function embedTokens(store: ParameterStore, ids: tf.Tensor1D, positions: tf.Tensor1D): tf.Tensor2D {
+/** Token embeddings plus (learned positions) position embeddings for int32 ids/positions [n]. */
+export function embedTokens(store: ParameterStore, ids: tf.Tensor1D, positions: tf.Tensor1D | null): tf.Tensor2D {
+  if (!positions) return embedding(store.get('lm.embed.weight') as tf.Tensor2D, ids);
   return tf.add(
     embedding(store.get('lm.embed.weight') as tf.Tensor2D, ids),
     embedding(store.get('lm.pos_embed.weight') as tf.Tensor2D, positions),

@@ -8,7 +8,8 @@ import { InvalidOptionError } from '../errors.ts';
 import { Rng } from '../stream/random.ts';
 import { imageTokenCount, initStdFor, type ModelConfig } from './config.ts';
 import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, rewardPoolingWeights, rewardScores, tokenValues } from './heads.ts';
-import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, type KVCache } from './language-model.ts';
+import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, usesRotary, type KVCache } from './language-model.ts';
+import { rotaryTables } from './rotary.ts';
 import { batchMatMul, linear, matMul } from './ops.ts';
 import { createParameterStore, type Parameter, type ParameterStore } from './parameters.ts';
 import { addVisionParameters, encodeImages, patchify } from './vision-encoder.ts';
@@ -170,10 +171,11 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
         if (past) keyMask.set(past.keyMask.subarray(b * pastLen, (b + 1) * pastLen), b * (pastLen + length));
         keyMask.set(mask.subarray(b * length, (b + 1) * length), b * (pastLen + length) + pastLen);
       }
-      let x = embedTokens(store, tf.tensor1d(input.ids, 'int32'), tf.tensor1d(posIds, 'int32'));
+      const rotary = usesRotary(cfg) ? rotaryTables(posIds, l.width, l.heads) : null;
+      let x = embedTokens(store, tf.tensor1d(input.ids, 'int32'), rotary ? null : tf.tensor1d(posIds, 'int32'));
       if (input.images && input.imagePositions) x = placeImages(input, x);
       const bias = attentionBias(keyMask, batch, pastLen, length);
-      const r = runDecoder(store, cfg, x, { batch, length, bias, past, wantCache: options.wantCache === true });
+      const r = runDecoder(store, cfg, x, { batch, length, bias, past, wantCache: options.wantCache === true, rotary });
       if (!options.wantCache) return { hidden: r.hidden };
       return { hidden: r.hidden, cache: { batch, length: pastLen + length, layers: r.layers!, keyMask, nextPosition: next } };
     },

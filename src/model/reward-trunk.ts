@@ -49,8 +49,14 @@ export async function loadRewardTrunk(dir: string, options: LoadRewardTrunkOptio
   const config: ModelConfig = { ...checkpoint.config, heads: ['reward'], language: { ...checkpoint.config.language, contextLength }, ...(rewardPooling ? { rewardPooling } : {}) };
   const weights = new Map(checkpoint.weights);
   const table = weights.get(POSITIONS);
+  // rotary positions have no table: any context works
+  if (!table && config.language.positions === 'rotary') return finish(config, weights, checkpoint, options);
   if (!table) throw new CheckpointError(`weights have no "${POSITIONS}"`, { file: path.join(checkpoint.dir, WEIGHTS_FILE), fix: 'the checkpoint is not a factflow model' });
   weights.set(POSITIONS, extendPositions(table, contextLength));
+  return finish(config, weights, checkpoint, options);
+}
+
+function finish(config: ModelConfig, weights: Map<string, SafeTensor>, checkpoint: LoadedCheckpoint, options: LoadRewardTrunkOptions): { model: MultimodalModel; checkpoint: LoadedCheckpoint } {
   const model = createModel(config, { seed: options.seed ?? 0, label: options.label ?? 'reward' });
   try {
     assignWeights(model, weights, { allowMissing: (name) => name.startsWith('head.'), file: path.join(checkpoint.dir, WEIGHTS_FILE) });

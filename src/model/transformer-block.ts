@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attention, gelu, layerNorm, linear, selfAttention } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
+import { applyRotary, type Rotary } from './rotary.ts';
 
 export type MlpActivation = 'relu' | 'gelu';
 
@@ -58,6 +59,8 @@ export interface BlockCall {
   /** Keys/values of earlier positions; the returned cache holds past + new. */
   past?: LayerCache;
   eps: number;
+  /** RoPE for the new positions: queries and keys are rotated before attention (keys cached rotated). */
+  rotary?: Rotary | null;
 }
 
 /**
@@ -81,12 +84,16 @@ export function transformerBlock(
   const a = layerNorm(x, p1('ln1.weight'), p1('ln1.bias'), call.eps);
   let merged: tf.Tensor2D;
   let cache: LayerCache | undefined;
-  if (!wantCache && !call.past) {
+  if (!wantCache && !call.past && !call.rotary) {
     merged = selfAttention(a, { q: p2('attn.q.weight'), k: p2('attn.k.weight'), v: p2('attn.v.weight') }, { q: p1('attn.q.bias'), k: p1('attn.k.bias'), v: p1('attn.v.bias') }, { batch: b, heads: h, queries: t, keys: t }, call.bias);
   } else {
-    // generation: keys/values are kept for the next step
-    const q = linear(a, p2('attn.q.weight'), p1('attn.q.bias'));
+    // generation (keys/values are kept for the next step), or rotary positions
+    let q = linear(a, p2('attn.q.weight'), p1('attn.q.bias'));
     let k = linear(a, p2('attn.k.weight'), p1('attn.k.bias'));
+    if (call.rotary) {
+      q = applyRotary(q, call.rotary);
+      k = applyRotary(k, call.rotary);
+    }
     let v = linear(a, p2('attn.v.weight'), p1('attn.v.bias'));
     let keys = t;
     if (call.past) {

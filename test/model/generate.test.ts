@@ -96,6 +96,23 @@ test.serial('generate: bad options give FF_ERR_INVALID_OPTION naming the option'
   t.regex(e2!.message, /context/);
 });
 
+test.serial('rotary positions: KV-cache greedy tokens equal full recomputation; a padded prompt generates as alone; no tensors leak', async (t) => {
+  const rcfg = resolveModelConfig({ initStd: 0.4, language: { contextLength: 64, positions: 'rotary' } }, TINY_MODEL_CONFIG);
+  const rot = createModel(rcfg, { seed: 5 });
+  const opts = { maxNewTokens: 10, greedy: true, eosId: 2, padId: 3 };
+  const cached = await generate(rot, requests, opts);
+  const full = await generate(rot, requests, { ...opts, useCache: false });
+  t.deepEqual(cached.map((r) => r.tokens), full.map((r) => r.tokens));
+  t.true(cached.some((r) => r.tokens.length >= 6));
+  cached.forEach((r, b) => r.logprobs.forEach((lp, i) => t.true(Math.abs(lp - full[b]!.logprobs[i]!) < 1e-4, `${lp} vs ${full[b]!.logprobs[i]}`)));
+  const alone = await generate(rot, [requests[1]!], opts);
+  t.deepEqual(alone[0]!.tokens, cached[1]!.tokens, 'left padding in a batch does not move positions');
+  const before = tf.memory().numTensors;
+  await generate(rot, requests, { ...opts, maxNewTokens: 4 });
+  t.is(tf.memory().numTensors, before);
+  rot.dispose();
+});
+
 test.serial('generate leaks no tensors', async (t) => {
   await generate(model, requests, { maxNewTokens: 3, greedy: true, eosId: 2 });
   const before = tf.memory().numTensors;

@@ -23,12 +23,13 @@ function batchFor(cfg: ReturnType<typeof resolveModelConfig>): TrainBatch {
   return { batch: B, length: T, ids, attentionMask, images, imagePositions, lossMask };
 }
 
-for (const backend of ['cpu', 'wasm'] as const) test.serial(`finite differences match autodiff on every parameter group (tiny config, all heads, ${backend})`, async (t) => {
+for (const [backend, positions] of [['cpu', 'learned'], ['wasm', 'learned'], ['wasm', 'rotary']] as const) test.serial(`finite differences match autodiff on every parameter group (tiny config, all heads, ${backend}, ${positions} positions)`, async (t) => {
   // wasm runs its own kernels (depthwise-convolution attention, fused projections): checked end to end too
   await tf.setBackend(backend);
   // larger init so gradients are well above float32 noise; gelu keeps the loss smooth
-  const cfg = resolveModelConfig({ initStd: 0.3 }, TINY_MODEL_CONFIG);
+  const cfg = resolveModelConfig({ initStd: 0.3, language: { positions } }, TINY_MODEL_CONFIG);
   const model = createModel(cfg, { seed: 11 });
+  t.is(model.params.has('lm.pos_embed.weight'), positions === 'learned');
   // zero value head would hide its upstream gradient: give it weights
   model.params.get('head.value.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 5));
   const batch = batchFor(cfg);
