@@ -25,7 +25,7 @@ import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../src/model/build-tokenizer.ts';
 import { IMAGE_TAG, VICUNA_SYSTEM_PROMPT } from '../src/model/chat-template.ts';
 import { loadModel } from '../src/model/checkpoint.ts';
-import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../src/model/config.ts';
+import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig, type PositionEncoding } from '../src/model/config.ts';
 import { createImageLoader } from '../src/model/image-input.ts';
 import { createModel, type MultimodalModel } from '../src/model/multimodal-model.ts';
 import { loadTokenizer, tokenizerFromJson, type TextTokenizer } from '../src/model/tokenizer.ts';
@@ -108,6 +108,7 @@ export default definePipeline({
     width: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.width, min: 8, integer: true, description: 'language model width' },
     layers: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.layers, min: 1, integer: true, description: 'language model blocks' },
     heads: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.heads, min: 1, integer: true, description: 'language model attention heads' },
+    positions: { type: 'enum', default: 'rotary', values: ['rotary', 'learned'], description: 'language-model positions: rotary (RoPE, as LLaMA/Vicuna; a question is read wherever it sits in a conversation) or learned (a table added to the embeddings)' },
     max_length: { type: 'number', default: 256, min: 16, integer: true, description: 'context length; longer conversations keep their leading rounds that fit' },
     vocab_size: { type: 'number', default: 1024, min: 128, integer: true, description: 'largest tokenizer vocabulary (BPE trained on the data)' },
     checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
@@ -173,7 +174,7 @@ export default definePipeline({
     // ---- model --------------------------------------------------------------------------------
     const config = resolveModelConfig({
       vision: { imageSize: p.image_size, patchSize: p.patch_size, width: p.vision_width, layers: p.vision_layers, heads: p.vision_heads },
-      language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length },
+      language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length, positions: p.positions as PositionEncoding },
       heads: ['lm'],
     }, DEFAULT_MODEL_CONFIG, 'params');
     const images = createImageLoader({ size: config.vision.imageSize, root: imageRoot, cacheSize: 4096 });

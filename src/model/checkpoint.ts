@@ -117,7 +117,10 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const rawConfig = await readJson(path.join(where, CONFIG_FILE));
   let config: ModelConfig;
   try {
-    config = resolveModelConfig(rawConfig as Parameters<typeof resolveModelConfig>[0]);
+    const raw = rawConfig as Parameters<typeof resolveModelConfig>[0];
+    // a config.json without `positions` predates rotary positions: it had a learned table
+    const language = raw?.language && typeof raw.language === 'object' ? { positions: 'learned' as const, ...raw.language } : raw?.language;
+    config = resolveModelConfig({ ...raw, ...(language ? { language } : {}) });
   } catch (cause) {
     throw new CheckpointError(`config.json is not a valid model config: ${(cause as Error).message}`, { file: path.join(where, CONFIG_FILE), cause });
   }

@@ -94,7 +94,7 @@ export const DEFAULT_MODEL_CONFIG: ModelConfig = Object.freeze({
   kind: 'factflow-llava',
   version: 1,
   vision: { imageSize: 48, patchSize: 8, width: 96, layers: 2, heads: 4, mlpRatio: 4 },
-  language: { vocabSize: 512, width: 128, layers: 2, heads: 4, mlpRatio: 4, contextLength: 256, tieEmbeddings: false },
+  language: { vocabSize: 512, width: 128, layers: 2, heads: 4, mlpRatio: 4, contextLength: 256, tieEmbeddings: false, positions: 'rotary' },
   heads: ['lm'],
   initStd: 'fan-in',
   layerNormEps: 1e-5,
@@ -106,7 +106,7 @@ export const TINY_MODEL_CONFIG: ModelConfig = Object.freeze({
   kind: 'factflow-llava',
   version: 1,
   vision: { imageSize: 16, patchSize: 8, width: 16, layers: 2, heads: 2, mlpRatio: 2 },
-  language: { vocabSize: 40, width: 16, layers: 2, heads: 2, mlpRatio: 2, contextLength: 48, tieEmbeddings: false },
+  language: { vocabSize: 40, width: 16, layers: 2, heads: 2, mlpRatio: 2, contextLength: 48, tieEmbeddings: false, positions: 'learned' },
   heads: ['lm', 'reward', 'value'],
   initStd: 0.02,
   layerNormEps: 1e-5,
@@ -152,7 +152,8 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   if (vision.width % vision.heads !== 0) throw new InvalidOptionError(`${path}.vision.heads`, `width ${vision.width} is not divisible by ${vision.heads} heads`);
   if (language.width % language.heads !== 0) throw new InvalidOptionError(`${path}.language.heads`, `width ${language.width} is not divisible by ${language.heads} heads`);
   if (typeof language.tieEmbeddings !== 'boolean') throw new InvalidOptionError(`${path}.language.tieEmbeddings`, 'must be true or false');
-  if (language.positions !== undefined && !POSITION_ENCODINGS.includes(language.positions)) {
+  language.positions ??= 'learned';
+  if (!POSITION_ENCODINGS.includes(language.positions)) {
     throw new InvalidOptionError(`${path}.language.positions`, `must be one of ${POSITION_ENCODINGS.join(', ')}, got ${JSON.stringify(language.positions)}`);
   }
   if (language.positions === 'rotary' && (language.width / language.heads) % 2 !== 0) {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -113,4 +113,19 @@ test.serial('missing checkpoint, wrong shapes, broken config: FF_ERR_CHECKPOINT 
   const e3 = await t.throwsAsync(loadModel(dir));
   t.true(e3!.message.includes(path.join(dir, 'config.json')));
   m.dispose();
+});
+
+test.serial('a config.json from before rotary positions (no language.positions) loads as learned positions', async (t) => {
+  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-ck-')), 'checkpoint');
+  const m = createModel(cfg, { seed: 4 });
+  await saveCheckpoint(dir, { model: m, tokenizer: tok });
+  const file = path.join(dir, 'config.json');
+  const raw = JSON.parse(await readFile(file, 'utf8')) as { language: Record<string, unknown> };
+  t.is(raw.language.positions, 'learned');
+  delete raw.language.positions;
+  await writeFile(file, JSON.stringify(raw));
+  const { model: m2 } = await loadModel(dir);
+  t.is(m2.config.language.positions, 'learned');
+  t.deepEqual(weightBytes(m2), weightBytes(m));
+  m.dispose(); m2.dispose();
 });

@@ -16,9 +16,13 @@ test('default config: 36 visual tokens, parameter count by part', (t) => {
   const m = createModel(cfg, { seed: 1 });
   const n = m.parameterCount();
   t.is(n, m.parameterCount('vision.') + m.parameterCount('projector.') + m.parameterCount('lm.') + m.parameterCount('head.'));
-  // lm: 2 x (4*128*128 + 4*128 + 2*128*512 + 512 + 128 + 4*128) + embeddings (512 + 256) x 128 + ln_f
+  // lm: 2 x (4*128*128 + 4*128 + 2*128*512 + 512 + 128 + 4*128) + token embeddings 512 x 128 + ln_f
+  // (rotary positions by default: no position table; with learned ones 256 x 128 more)
   const block = (d: number, r: number) => 4 * d * d + 4 * d + 2 * d * d * r + d * r + d + 4 * d;
-  t.is(m.parameterCount('lm.'), 2 * block(128, 4) + (512 + 256) * 128 + 2 * 128);
+  t.is(m.parameterCount('lm.'), 2 * block(128, 4) + 512 * 128 + 2 * 128);
+  const learned = createModel(resolveModelConfig({ language: { vocabSize: 512, positions: 'learned' } }), { seed: 1 });
+  t.is(learned.parameterCount('lm.'), 2 * block(128, 4) + (512 + 256) * 128 + 2 * 128);
+  learned.dispose();
   t.is(m.parameterCount('vision.'), 192 * 96 + 96 + 36 * 96 + 2 * block(96, 4) + 2 * 192);
   t.is(m.parameterCount('projector.'), 192 * 128 + 128);
   t.is(m.parameterCount('head.'), 128 * 512);

@@ -51,6 +51,24 @@ test('loadRewardTrunk: the SFT trunk with a fresh reward head, no LM head, conte
   same.model.dispose();
 });
 
+test('loadRewardTrunk: a rotary trunk has no position table to extend; it scores the longer context with the SFT weights', async (t) => {
+  const rcfg = resolveModelConfig({ language: { vocabSize: tok.vocabSize, contextLength: 40, positions: 'rotary' }, heads: ['lm'] }, TINY_MODEL_CONFIG);
+  const rot = createModel(rcfg, { seed: 4 });
+  const dir = path.join(root, 'sft-rotary');
+  await saveCheckpoint(dir, { model: rot, tokenizer: tok });
+  const { model } = await loadRewardTrunk(dir, { contextLength: 64 });
+  t.is(model.config.language.contextLength, 64);
+  t.is(model.config.language.positions, 'rotary');
+  t.false(model.params.has('lm.pos_embed.weight'));
+  const block = rot.parameters().find((p) => p.name.startsWith('lm.') && p.name.includes('attn') && p.name.endsWith('.weight'))!.name;
+  t.deepEqual(model.params.get(block).arraySync(), rot.params.get(block).arraySync());
+  const ids = Int32Array.from({ length: 60 }, (_, i) => 5 + (i % 7));
+  const score = tf.tidy(() => model.rewardScores(model.forward({ batch: 1, length: 60, ids }).hidden, { batch: 1, length: 60 }).dataSync()[0]!);
+  t.true(Number.isFinite(score));
+  model.dispose();
+  rot.dispose();
+});
+
 test('loadRewardModel refuses a checkpoint without a trained reward head; a missing folder names it', async (t) => {
   const e1 = await t.throwsAsync(loadRewardModel(sft));
   t.is((e1 as { code?: string }).code, 'FF_ERR_CHECKPOINT');

@@ -48,7 +48,8 @@ test('rotated query-key scores depend on the distance only, per head', (t) => {
 
 test('config: positions is checked; rotary needs an even head width', (t) => {
   t.is(resolveModelConfig({ language: { positions: 'rotary' } }, TINY_MODEL_CONFIG).language.positions, 'rotary');
-  t.is(resolveModelConfig({}, TINY_MODEL_CONFIG).language.positions, undefined, 'absent means learned (older checkpoints)');
+  t.is(resolveModelConfig({}, TINY_MODEL_CONFIG).language.positions, 'learned', 'absent means learned (older checkpoints)');
+  t.is(resolveModelConfig({}).language.positions, 'rotary', 'the default model');
   t.throws(() => resolveModelConfig({ language: { positions: 'alibi' as never } }, TINY_MODEL_CONFIG), { message: /model\.language\.positions/ });
   t.throws(() => resolveModelConfig({ language: { positions: 'rotary', width: 18, heads: 2 } }, TINY_MODEL_CONFIG), { message: /even head width/ });
 });
