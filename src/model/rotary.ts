@@ -6,20 +6,19 @@
  * asked" only where that question always sits at the same position; in multi-round conversations
  * it does not (measured, see README).
  *
- * The rotation is x * cos + (x @ R) * sin with R a fixed signed permutation [width, width], so
- * its gradient is two elementwise products and one plain matmul (no gather on wasm).
+ * The rotation is x * cos + rotateHalf(x) * sin, rotateHalf swapping each head's halves with a
+ * sign ([x1, x2] -> [-x2, x1]): elementwise work, a split and a concat, whose gradients wasm has.
  */
 import * as tf from '@tensorflow/tfjs';
-import { matMul } from './ops.ts';
 
 /** Frequency base (LLaMA's). */
 export const ROTARY_BASE = 10000;
 
-/** cos/sin per position and channel [n, width], and the rotate-half matrix [width, width]. */
+/** cos/sin per position and channel [n, width], and the head count they were made for. */
 export interface Rotary {
   cos: tf.Tensor2D;
   sin: tf.Tensor2D;
-  rotate: tf.Tensor2D;
+  heads: number;
 }
 
 /** Angle of channel j (within a head of `headDim`) at position p. */
@@ -28,20 +27,12 @@ export function rotaryAngle(p: number, j: number, headDim: number): number {
   return p * Math.pow(ROTARY_BASE, (-2 * i) / headDim);
 }
 
-/** The rotate-half matrix: (x @ R) per head = [-x2, x1] for x = [x1, x2]. */
-export function rotateHalfMatrix(width: number, heads: number): Float32Array {
-  const hd = width / heads;
-  const half = hd / 2;
-  const r = new Float32Array(width * width);
-  for (let h = 0; h < heads; h++) {
-    for (let j = 0; j < half; j++) {
-      const lo = h * hd + j;
-      const hi = lo + half;
-      r[hi * width + lo] = -1; // out[lo] = -x[hi]
-      r[lo * width + hi] = 1; // out[hi] = x[lo]
-    }
-  }
-  return r;
+/** Each head's halves swapped with a sign: [x1, x2] -> [-x2, x1], for x [n, width]. */
+export function rotateHalf(x: tf.Tensor2D, heads: number): tf.Tensor2D {
+  const [n, width] = x.shape;
+  const half = width / heads / 2;
+  const [x1, x2] = tf.split(tf.reshape(x, [n, heads, 2, half]), 2, 2);
+  return tf.reshape(tf.concat([tf.neg(x2!), x1!], 2), [n, width]) as tf.Tensor2D;
 }
 
 /** Tables for position ids [n] (the caller disposes them, or calls inside a tidy). */
@@ -57,14 +48,14 @@ export function rotaryTables(positions: Int32Array, width: number, heads: number
       sin[t * width + c] = Math.sin(a);
     }
   }
-  return { cos: tf.tensor2d(cos, [n, width]), sin: tf.tensor2d(sin, [n, width]), rotate: tf.tensor2d(rotateHalfMatrix(width, heads), [width, width]) };
+  return { cos: tf.tensor2d(cos, [n, width]), sin: tf.tensor2d(sin, [n, width]), heads };
 }
 
 /** x [n, width] rotated by its positions' angles. */
 export function applyRotary(x: tf.Tensor2D, r: Rotary): tf.Tensor2D {
-  return tf.add(tf.mul(x, r.cos), tf.mul(matMul(x, r.rotate), r.sin)) as tf.Tensor2D;
+  return tf.add(tf.mul(x, r.cos), tf.mul(rotateHalf(x, r.heads), r.sin)) as tf.Tensor2D;
 }
 
 export function disposeRotary(r: Rotary | null | undefined): void {
-  if (r) tf.dispose([r.cos, r.sin, r.rotate]);
+  if (r) tf.dispose([r.cos, r.sin]);
 }

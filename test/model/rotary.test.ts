@@ -2,17 +2,16 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../../src/stream/random.ts';
-import { applyRotary, disposeRotary, rotaryAngle, rotaryTables, rotateHalfMatrix } from '../../src/model/rotary.ts';
+import { applyRotary, disposeRotary, rotaryAngle, rotaryTables, rotateHalf } from '../../src/model/rotary.ts';
 import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
 
 await tf.setBackend('wasm');
 
-test('rotate-half matrix and angles (hand-computed, one head of 4 channels)', (t) => {
-  // x = [a, b, c, d] -> [-c, -d, a, b]
-  const r = rotateHalfMatrix(4, 1);
-  const x = [1, 2, 3, 4];
-  const out = [0, 1, 2, 3].map((j) => x.reduce((s, xi, i) => s + xi * r[i * 4 + j]!, 0));
-  t.deepEqual(out, [-3, -4, 1, 2]);
+test('rotate-half and angles (hand-computed: two heads of 4 channels)', (t) => {
+  // per head [a, b, c, d] -> [-c, -d, a, b]
+  const x = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 0, 0, 0, 0, 2, 0]]);
+  t.deepEqual(rotateHalf(x, 2).arraySync(), [[-3, -4, 1, 2, -7, -8, 5, 6], [-0, -0, 0, 1, -2, -0, 0, 0]]);
+  x.dispose();
   t.is(rotaryAngle(5, 0, 4), 5);
   t.is(rotaryAngle(5, 2, 4), 5, 'channel i + headDim/2 shares channel i\'s frequency');
   t.true(Math.abs(rotaryAngle(5, 1, 4) - 5 / 100) < 1e-12, '10000^(-2/4) = 1/100');
