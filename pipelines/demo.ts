@@ -31,6 +31,9 @@ export default definePipeline({
   params: {
     seeds: { type: 'number', default: 1, min: 1, max: 10, integer: true, description: 'independent repeats (seed, seed+1, ...); > 1 reports mean +- sd' },
     world_images: { type: 'number', default: 0, min: 0, integer: true, description: 'train images of each seed\'s shapes world (0: the SFT pipeline\'s default)' },
+    // the world's own default (2 per held-out image) left the reward models 130 training and 20
+    // held-out pairs at the default size: too few to learn from or to measure
+    preference_per_image: { type: 'number', default: 8, min: 1, max: 20, integer: true, description: 'preference pairs per held-out image of each seed\'s world (reward-model training and held-out pairs)' },
     sft_steps: { type: 'number', default: 0, min: 0, integer: true, description: 'SFT optimizer steps (0: the SFT pipeline\'s default)' },
     vision_steps: { type: 'number', default: -1, min: -1, integer: true, description: 'vision pretraining steps before SFT (-1: the SFT pipeline\'s default, 0: none)' },
     // half the reward pipeline's 120: the two reward models were half the demo's time, and their
@@ -57,7 +60,8 @@ export default definePipeline({
       ctx.log(`seed ${k + 1}/${p.seeds} (seed ${seed}) in ${root}`);
 
       const world = at('world');
-      // sft-train makes the world (with its own default size) and the SFT mix
+      await run('shapes-world', 'world', { ...opt('images', p.world_images), preference_per_image: p.preference_per_image });
+      // sft-train reuses that world and makes the SFT mix
       await run('sft-train', 'sft', { world, mix: at('sft-mix'), ...opt('world_images', p.world_images), ...opt('steps', p.sft_steps), ...(p.vision_steps >= 0 ? { vision_pretrain_steps: p.vision_steps } : {}) });
       await run('preference', 'preference', { world });
       for (const facts of [false, true]) {
