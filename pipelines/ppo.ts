@@ -94,7 +94,10 @@ export default definePipeline({
     lambda: { type: 'number', default: 1, min: 0, max: 1, description: 'GAE lambda' },
     reward_scaling: { type: 'enum', default: 'scale', values: ['scale', 'whiten'], description: 'per-token rewards scaled by reward_scale (LLaVA-RLHF) or whitened' },
     reward_scale: { type: 'number', default: 10, description: 'factor for reward_scaling=scale' },
-    reward_norm: { type: 'boolean', default: true, description: 'standardise reward-model scores by the mean and sd of its held-out scores (recorded by reward-train) before the length and correctness terms are added' },
+    // off by default (LLaVA-RLHF adds the raw score): standardising a near-chance reward model
+    // amplifies its noise; on the demo's reward models (54-60% held-out) it made both PPO policies
+    // hallucinate more (issue notes)
+    reward_norm: { type: 'boolean', default: false, description: 'standardise reward-model scores by the mean and sd of its held-out scores (recorded by reward-train) before the length and correctness terms are added; raw scores otherwise, as LLaVA-RLHF' },
     max_response_tokens: { type: 'number', default: 32, min: 1, integer: true, description: 'longest response sampled (also the length term\'s denominator)' },
     length_coef: { type: 'number', default: 10, description: 'length term coefficient: -length_coef x tokens / max_response_tokens x length_bonus' },
     correct_bonus: { type: 'number', default: 1, description: 'multiple-choice correctness bonus' },
