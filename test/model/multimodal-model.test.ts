@@ -105,15 +105,20 @@ test('rewardPoolingWeights: one-hot on the last real token, or 1/n on each real 
   t.throws(() => rewardPoolingWeights(mask, 2, 4, 'response', Uint8Array.from([0, 1, 1, 0, 0, 0, 0, 0])), { message: /row 1 marks no response token/ });
 });
 
+/** A one-row input's reward score and the reward head's score at each of its positions. */
+function pooledAndPerToken(m: ReturnType<typeof createModel>, input: Parameters<ReturnType<typeof createModel>['forward']>[0]): { score: number; perToken: number[] } {
+  return tf.tidy(() => {
+    const hidden = m.forward(input).hidden;
+    const score = m.rewardScores(hidden, input).dataSync()[0]!;
+    const perToken = tf.add(tf.matMul(hidden, m.params.get('head.reward.weight') as tf.Tensor2D), m.params.get('head.reward.bias') as tf.Tensor1D);
+    return { score, perToken: [...perToken.dataSync()] };
+  });
+}
+
 test('response reward pooling: the score is the mean per-token head score over the response tokens only', (t) => {
   const m = createModel({ ...resolveModelConfig({ rewardPooling: 'response' }, TINY_MODEL_CONFIG), heads: ['reward'] }, { seed: 5 });
   const input = { batch: 1, length: 6, ids: Int32Array.from([1, 9, 12, 15, 7, 3]), responseMask: Uint8Array.from([0, 0, 1, 1, 1, 0]) };
-  const hidden = m.forward(input).hidden;
-  const scoreT = m.rewardScores(hidden, input);
-  const perTokenT = tf.add(tf.matMul(hidden, m.params.get('head.reward.weight') as tf.Tensor2D), m.params.get('head.reward.bias') as tf.Tensor1D);
-  const score = scoreT.dataSync()[0]!;
-  const perToken = [...perTokenT.dataSync()];
-  tf.dispose([hidden, scoreT, perTokenT]);
+  const { score, perToken } = pooledAndPerToken(m, input);
   const want = (perToken[2]! + perToken[3]! + perToken[4]!) / 3;
   t.true(Math.abs(score - want) < 1e-5, `${score} vs ${want}`);
   t.throws(() => m.rewardScores(m.forward(input).hidden, { ...input, responseMask: null }), { message: /response mask/ });
@@ -127,12 +132,7 @@ test('mean reward pooling: the score is the mean of the per-token head scores ov
   const ids = Int32Array.from([1, 9, 12, 15, 3, 3]);
   const short = { batch: 1, length: 4, ids: ids.slice(0, 4) };
   const padded = { batch: 1, length: 6, ids, attentionMask: Uint8Array.from([1, 1, 1, 1, 0, 0]) };
-  const hidden = m.forward(short).hidden;
-  const scoreT = m.rewardScores(hidden, short);
-  const perTokenT = tf.add(tf.matMul(hidden, m.params.get('head.reward.weight') as tf.Tensor2D), m.params.get('head.reward.bias') as tf.Tensor1D);
-  const score = scoreT.dataSync()[0]!;
-  const perToken = [...perTokenT.dataSync()];
-  tf.dispose([hidden, scoreT, perTokenT]);
+  const { score, perToken } = pooledAndPerToken(m, short);
   const want = perToken.reduce((s, x) => s + x, 0) / 4;
   t.true(Math.abs(score - want) < 1e-5, `${score} vs ${want}`);
   const b = tf.tidy(() => m.rewardScores(m.forward(padded).hidden, padded).dataSync()[0]!);
