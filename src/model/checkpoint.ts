@@ -119,8 +119,8 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   try {
     const raw = rawConfig as Parameters<typeof resolveModelConfig>[0];
     // a config.json without `positions` predates rotary positions: it had a learned table
-    const language = raw?.language && typeof raw.language === 'object' ? { positions: 'learned' as const, ...raw.language } : raw?.language;
-    config = resolveModelConfig({ ...raw, ...(language ? { language } : {}) });
+    const old = raw !== null && typeof raw === 'object' && raw.language !== null && typeof raw.language === 'object';
+    config = resolveModelConfig(old ? { ...raw, language: { positions: 'learned', ...raw.language } } : raw);
   } catch (cause) {
     throw new CheckpointError(`config.json is not a valid model config: ${(cause as Error).message}`, { file: path.join(where, CONFIG_FILE), cause });
   }
