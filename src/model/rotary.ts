@@ -38,14 +38,21 @@ export function rotateHalf(x: tf.Tensor2D, heads: number): tf.Tensor2D {
 /** Tables for position ids [n] (the caller disposes them, or calls inside a tidy). */
 export function rotaryTables(positions: Int32Array, width: number, heads: number): Rotary {
   const hd = width / heads;
+  const half = hd / 2;
   const n = positions.length;
   const cos = new Float32Array(n * width);
   const sin = new Float32Array(n * width);
+  // one cos/sin per (position, frequency), copied to both halves of every head
   for (let t = 0; t < n; t++) {
-    for (let c = 0; c < width; c++) {
-      const a = rotaryAngle(positions[t]!, c % hd, hd);
-      cos[t * width + c] = Math.cos(a);
-      sin[t * width + c] = Math.sin(a);
+    for (let i = 0; i < half; i++) {
+      const a = rotaryAngle(positions[t]!, i, hd);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
+      for (let h = 0; h < heads; h++) {
+        const at = t * width + h * hd + i;
+        cos[at] = cos[at + half] = c;
+        sin[at] = sin[at + half] = s;
+      }
     }
   }
   return { cos: tf.tensor2d(cos, [n, width]), sin: tf.tensor2d(sin, [n, width]), heads };
