@@ -39,6 +39,7 @@ import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
 import { evaluateShapesAccuracy, heldoutLossBatches } from '../transforms/shapes-heldout-eval.ts';
+import type { LossWeighting } from '../src/model/collate.ts';
 import { CHECKPOINT_DIR, METRICS_FILE, heldoutLoss, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
 import { visionPretrainer, type TaggedImage, type VisionPretrainerSummary } from '../sinks/vision-pretrainer.ts';
 import { cocoCaptionsSource, type CocoCaptionsItem } from '../sources/coco-captions.ts';
@@ -98,6 +99,7 @@ export default definePipeline({
     lr: { type: 'number', default: 2e-3, min: 0, description: 'peak learning rate (AdamW)' },
     min_lr: { type: 'number', default: -1, min: -1, description: 'learning rate at the end of the cosine (-1: lr / 10)' },
     warmup: { type: 'number', default: 30, min: 0, integer: true, description: 'linear warmup steps' },
+    loss_weighting: { type: 'enum', default: 'token', values: ['token', 'turn'], description: 'how answers share the loss: token (each answer token the same, as LLaVA) or turn (each assistant turn the same, so one-word answers count as much as descriptions)' },
     weight_decay: { type: 'number', default: 0.01, min: 0, description: 'AdamW decoupled weight decay (matrices only)' },
     clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
     image_size: { type: 'number', default: 64, min: 8, integer: true, description: 'model image side in pixels (images are padded square, resized)' },
@@ -233,7 +235,7 @@ export default definePipeline({
           minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
           optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
           checkpointEvery: p.checkpoint_every, evalEvery: p.eval_every, logEvery: p.log_every,
-          heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress, frozen,
+          heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress, frozen, lossWeighting: p.loss_weighting as LossWeighting,
           threads: backend.name === 'wasm' || backend.name === 'cpu' ? p.threads : 1,
         }),
       }, { name: 'train' });

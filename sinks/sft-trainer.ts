@@ -28,7 +28,7 @@ import type { ProgressSink } from '../src/stream/progress.ts';
 import type { Sink, SinkContext } from '../src/stream/stage.ts';
 import { createAdamW, type AdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { assignWeights, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
-import { collate, realTokens, type TrainExample } from '../src/model/collate.ts';
+import { collate, realTokens, type LossWeighting, type TrainExample } from '../src/model/collate.ts';
 import { imageTokenCount } from '../src/model/config.ts';
 import { createDataParallel, splitRows, type DataParallel } from '../src/model/data-parallel.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
@@ -82,6 +82,8 @@ export interface SftTrainerOptions {
   resume?: boolean;
   /** Batch length padded up to a multiple of this. Default 8. */
   padMultiple?: number;
+  /** How answer tokens share the loss: per token (default) or per assistant turn (collate.ts). */
+  lossWeighting?: LossWeighting;
   /**
    * CPU threads computing gradients (data parallel, src/model/data-parallel.ts): wasm runs on one
    * core in Node, so 2 uses a 2-core machine fully. Losses then differ from threads=1 by float
@@ -195,7 +197,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
   const trainable = trainableParameters(model, frozen);
   if (trainable.length === 0) throw new InvalidOptionError('frozen', `freezes every parameter (${JSON.stringify(frozen)})`);
   const cfg = model.config;
-  const collateOptions = { padId: tokenizer.padId, imageTokens: imageTokenCount(cfg), pixelsPerImage: cfg.vision.imageSize ** 2 * 3, padMultiple };
+  const collateOptions = { padId: tokenizer.padId, imageTokens: imageTokenCount(cfg), pixelsPerImage: cfg.vision.imageSize ** 2 * 3, padMultiple, lossWeighting: options.lossWeighting ?? 'token' };
   const checkpointDir = path.join(out, CHECKPOINT_DIR);
   const metricsFile = path.join(out, METRICS_FILE);
 

@@ -93,6 +93,34 @@ export interface CollateOptions {
   pixelsPerImage: number;
   /** Pad the batch length up to a multiple of this (fewer distinct shapes for the kernels). Default 1. */
   padMultiple?: number;
+  /** How answer tokens share the loss (see LossWeighting). Default `token`. */
+  lossWeighting?: LossWeighting;
+}
+
+/**
+ * How the supervised loss averages. `token`: every answer token counts the same (LLaVA's
+ * default), so a 60-token description outweighs a one-word "Yes" sixty to one. `turn`: every
+ * assistant turn counts the same, its weight spread over its tokens (and its </s>), so short
+ * grounded answers (VQA words, option letters, yes/no verdicts) are learned as fast as long ones.
+ */
+export type LossWeighting = 'token' | 'turn';
+export const LOSS_WEIGHTINGS: readonly LossWeighting[] = ['token', 'turn'];
+
+/**
+ * Per-token weights for `turn` weighting: each run of consecutive loss tokens (one assistant turn
+ * with its </s>) gets total weight 1.
+ */
+export function turnWeights(lossMask: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(lossMask.length);
+  let i = 0;
+  while (i < lossMask.length) {
+    if (!lossMask[i]) { i++; continue; }
+    let j = i;
+    while (j < lossMask.length && lossMask[j]) j++;
+    out.fill(1 / (j - i), i, j);
+    i = j;
+  }
+  return out;
 }
 
 /**
@@ -103,13 +131,15 @@ export function collate(examples: readonly TrainExample[], options: CollateOptio
   if (examples.length === 0) throw new InvalidOptionError('examples', 'cannot collate an empty batch');
   const multiple = options.padMultiple ?? 1;
   if (!Number.isInteger(multiple) || multiple < 1) throw new InvalidOptionError('padMultiple', `must be a positive integer, got ${multiple}`);
+  const weighting = options.lossWeighting ?? 'token';
+  if (!LOSS_WEIGHTINGS.includes(weighting)) throw new InvalidOptionError('lossWeighting', `must be one of ${LOSS_WEIGHTINGS.join(', ')}, got ${JSON.stringify(weighting)}`);
   const batch = examples.length;
   let longest = 0;
   for (const e of examples) longest = Math.max(longest, e.ids.length);
   const length = Math.ceil(longest / multiple) * multiple;
   const ids = new Int32Array(batch * length).fill(options.padId);
   const attentionMask = new Uint8Array(batch * length);
-  const lossMask = new Uint8Array(batch * length);
+  const lossMask = weighting === 'turn' ? new Float32Array(batch * length) : new Uint8Array(batch * length);
   const anyImage = examples.some((e) => e.pixels !== null);
   const n = options.imageTokens;
   const images = anyImage ? new Float32Array(batch * options.pixelsPerImage) : null;
@@ -117,7 +147,7 @@ export function collate(examples: readonly TrainExample[], options: CollateOptio
   examples.forEach((e, b) => {
     ids.set(e.ids, b * length);
     attentionMask.fill(1, b * length, b * length + e.ids.length);
-    lossMask.set(e.lossMask, b * length);
+    lossMask.set(weighting === 'turn' ? turnWeights(e.lossMask) : e.lossMask, b * length);
     if (e.pixels && images && imagePositions) {
       if (e.pixels.length !== options.pixelsPerImage) {
         throw new InvalidOptionError(`examples[${b}].pixels`, `has ${e.pixels.length} values, expected ${options.pixelsPerImage}`);

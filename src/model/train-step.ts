@@ -10,7 +10,11 @@ import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
 import { embedding, weightedCrossEntropy } from './ops.ts';
 import type { Parameter } from './parameters.ts';
 
-/** A supervised batch: lossMask [batch * length] is 1 on tokens the model must learn to produce. */
+/**
+ * A supervised batch: lossMask [batch * length] is non-zero on tokens the model must learn to
+ * produce; its values weight those tokens in the mean (all 1: every token counts the same; see
+ * collate's `lossWeighting`).
+ */
 export interface TrainBatch extends ModelInput {
   lossMask: Uint8Array | Float32Array;
 }
@@ -19,31 +23,34 @@ export interface TrainBatch extends ModelInput {
  * Which hidden rows predict a loss token and what they must predict: row t predicts token t+1,
  * so row t is used when lossMask[t+1] is 1 (within the same sequence).
  */
-export function lossTargets(batch: Pick<TrainBatch, 'batch' | 'length' | 'ids' | 'lossMask'>): { rows: Int32Array; targets: Int32Array } {
+export function lossTargets(batch: Pick<TrainBatch, 'batch' | 'length' | 'ids' | 'lossMask'>): { rows: Int32Array; targets: Int32Array; weights: Float32Array } {
   const { batch: b, length: t, ids, lossMask } = batch;
   if (lossMask.length !== b * t) throw new InvalidOptionError('batch.lossMask', `has ${lossMask.length} entries, expected ${b} x ${t}`);
   const rows: number[] = [];
   const targets: number[] = [];
+  const weights: number[] = [];
+  let total = 0;
   for (let i = 0; i < b; i++) {
     for (let j = 0; j + 1 < t; j++) {
-      if (lossMask[i * t + j + 1]) { rows.push(i * t + j); targets.push(ids[i * t + j + 1]!); }
+      const w = lossMask[i * t + j + 1]!;
+      if (w > 0) { rows.push(i * t + j); targets.push(ids[i * t + j + 1]!); weights.push(w); total += w; }
     }
   }
-  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
+  // normalised: the loss is a weighted mean whatever the weights' scale
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), weights: Float32Array.from(weights, (w) => w / total) };
 }
 
 /**
- * Mean next-token cross-entropy over the loss tokens. The LM head runs only on the rows that
+ * Mean next-token cross-entropy over the loss tokens (weighted by lossMask). The LM head runs only on the rows that
  * predict one (answers are a small part of a conversation).
  */
 export function supervisedLoss(model: MultimodalModel, batch: TrainBatch): { loss: tf.Scalar; tokens: number } {
-  const { rows, targets } = lossTargets(batch);
+  const { rows, targets, weights: w } = lossTargets(batch);
   if (rows.length === 0) throw new InvalidOptionError('batch.lossMask', 'marks no token to learn (no assistant answer in the batch)');
   const { hidden } = model.forward(batch);
   const picked = embedding(hidden, tf.tensor1d(rows, 'int32'));
   const logits = model.lmLogits(picked);
-  const weights = tf.fill([rows.length], 1 / rows.length) as tf.Tensor1D;
-  return { loss: weightedCrossEntropy(logits, tf.tensor1d(targets, 'int32'), weights), tokens: rows.length };
+  return { loss: weightedCrossEntropy(logits, tf.tensor1d(targets, 'int32'), tf.tensor1d(w)), tokens: rows.length };
 }
 
 export interface Gradients {

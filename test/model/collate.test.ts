@@ -1,7 +1,7 @@
 import test from 'ava';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { encodeConversation, type Turn } from '../../src/model/chat-template.ts';
-import { bucketByLength, bucketWindow, collate, encodeExample, realTokens, type TrainExample } from '../../src/model/collate.ts';
+import { bucketByLength, bucketWindow, collate, encodeExample, realTokens, turnWeights, type TrainExample } from '../../src/model/collate.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { Rng } from '../../src/stream/random.ts';
 
@@ -79,6 +79,19 @@ test('collate: right padding, masks, images; a text-only row gets no image posit
 });
 
 const fake = (id: number, len: number): TrainExample => ({ id: String(id), ids: new Int32Array(len), lossMask: new Uint8Array(len), imagePositions: new Int32Array(0), pixels: null });
+
+test('turnWeights: each run of answer tokens shares weight 1; collate with lossWeighting "turn" writes them', (t) => {
+  t.deepEqual([...turnWeights(Uint8Array.from([0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1]))], [0, 0.5, 0.5, 0, 0, 0.25, 0.25, 0.25, 0.25, 0, 1]);
+  const ex = encodeExample(tok, 'a', rounds(2), pixels(), { imageTokens: N_IMG, maxLength: 200, systemPrompt: SYSTEM });
+  const tokenBatch = collate([ex], { padId: tok.padId, imageTokens: N_IMG, pixelsPerImage: 12 });
+  const turnBatch = collate([ex], { padId: tok.padId, imageTokens: N_IMG, pixelsPerImage: 12, lossWeighting: 'turn' });
+  t.true(tokenBatch.lossMask instanceof Uint8Array);
+  t.true(turnBatch.lossMask instanceof Float32Array);
+  // two answers: the weights sum to 2, and are non-zero exactly where the token mask is
+  t.true(Math.abs([...turnBatch.lossMask].reduce((a, x) => a + x, 0) - 2) < 1e-6);
+  t.deepEqual([...turnBatch.lossMask].map((w) => w > 0), [...tokenBatch.lossMask].map((w) => w > 0));
+  t.throws(() => collate([ex], { padId: tok.padId, imageTokens: N_IMG, pixelsPerImage: 12, lossWeighting: 'row' as never }), { message: /lossWeighting/ });
+});
 
 test('bucketWindow: batches hold neighbours in length, order seeded and deterministic', (t) => {
   const items = Array.from({ length: 24 }, (_, i) => fake(i, 10 + ((i * 7) % 24)));

@@ -6,7 +6,8 @@ import { TINY_MODEL_CONFIG, imageTokenCount } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { createAdamW } from '../../src/model/adamw.ts';
 import { cosineSchedule } from '../../src/model/schedule.ts';
-import { applyGradients, computeGradients, lossTargets, trainStep, type TrainBatch } from '../../src/model/train-step.ts';
+import { applyGradients, computeGradients, lossTargets, supervisedLoss, trainStep, type TrainBatch } from '../../src/model/train-step.ts';
+import { turnWeights } from '../../src/model/collate.ts';
 import { createParameterStore } from '../../src/model/parameters.ts';
 
 tf.env().set('PROD', true);
@@ -50,6 +51,35 @@ test('lossTargets: row t predicts token t+1 where the mask marks t+1', (t) => {
   const r = lossTargets({ batch: 2, length: 4, ids: Int32Array.from([1, 7, 8, 2, 1, 9, 3, 3]), lossMask: Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 0]) });
   t.deepEqual([...r.rows], [1, 2, 4]);
   t.deepEqual([...r.targets], [8, 2, 9]);
+});
+
+test('lossTargets: mask values weight the targets, normalised to sum 1', (t) => {
+  const r = lossTargets({ batch: 1, length: 5, ids: Int32Array.from([1, 7, 8, 2, 9]), lossMask: Float32Array.from([0, 0.5, 0.5, 0, 1]) });
+  t.deepEqual([...r.rows], [0, 1, 3]);
+  t.deepEqual([...r.weights], [0.25, 0.25, 0.5]);
+});
+
+test.serial('weighted loss: a 0/1 mask gives the plain token mean; turn weights give the mean of per-turn means', (t) => {
+  const m = createModel(cfg, { seed: 3 });
+  const b = batch(2);
+  const { rows, targets } = lossTargets(b);
+  // per-token cross-entropy by hand from the logits
+  const ce = tf.tidy(() => {
+    const logits = m.lmLogits(tf.gather(m.forward(b).hidden, tf.tensor1d(rows, 'int32')) as tf.Tensor2D);
+    const logp = tf.logSoftmax(logits).arraySync() as number[][];
+    return [...targets].map((y, i) => -logp[i]![y]!);
+  });
+  const plain = tf.tidy(() => supervisedLoss(m, b).loss.dataSync()[0]!);
+  t.true(Math.abs(plain - ce.reduce((a, x) => a + x, 0) / ce.length) < 1e-4, `${plain}`);
+  // rows 0..3 of batch(): row 0 has 4 loss tokens (one turn), rows 1-3 have 7 each (one turn each)
+  const weighted = { ...b, lossMask: turnWeights(b.lossMask) };
+  const perTurn: number[] = [];
+  let k = 0;
+  for (const n of [4, 7, 7, 7]) { perTurn.push(ce.slice(k, k + n).reduce((a, x) => a + x, 0) / n); k += n; }
+  const byTurn = tf.tidy(() => supervisedLoss(m, weighted).loss.dataSync()[0]!);
+  t.true(Math.abs(byTurn - perTurn.reduce((a, x) => a + x, 0) / 4) < 1e-4, `${byTurn}`);
+  t.true(Math.abs(byTurn - plain) > 1e-6, 'the weighting changes the loss');
+  m.dispose();
 });
 
 test.serial('clipping: the reported norm is before clipping; the applied update equals lr * clipped Adam step', (t) => {
