@@ -17,7 +17,9 @@ const shapesWorldPipeline = definePipeline({
   // 4: objects on a 16-px grid by default (layout=grid), one whole object per patch
   // 5: LLaVA yes/no evidence is the shapes of the asked colour ("The red shapes in the image: ..."),
   //    and every LLaVA conversation asks one such existence question
-  version: 5,
+  // 6: VQA-v2 yes/no questions also ask "Is there a red circle in the image?" (POPE's wording), with
+  //    colour-and-shape questions as often "yes" as "no"
+  version: 6,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {
     images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },

@@ -317,6 +317,10 @@ function absentKind(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, taken: Set<st
 /**
  * 6 questions per image: 2 "yes" and 2 "no" yes/no questions (balanced), one count and one
  * "other" (colour of a unique shape, shape of a unique colour, or the background colour).
+ * Yes/no questions take five wordings on both sides, so no wording predicts the answer; a
+ * colour-and-shape one is asked as POPE asks ("Is there a red circle in the image?") as often as
+ * bare ("Is there a red circle?"): a policy trained on the bare wording alone answered POPE's
+ * "No" 99.5% of the time while it answered the bare one right 81% of the time.
  */
 export function vqaItems(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): VqaItem[] {
   const objs = gt.objects;
@@ -335,28 +339,30 @@ export function vqaItems(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): VqaItem
   // "yes" questions about present objects
   for (let tries = 0, made = 0; made < 2 && tries < 12; tries++) {
     const o = rng.pick(objs);
-    const form = rng.int(4);
+    const form = rng.int(5);
     const ok =
       form === 0 ? yesNo(`Is there ${objectPhrase(o, { size: false })}?`, 'is there a', true)
-      : form === 1 ? yesNo(`Is there ${article(o.shape)} ${o.shape} in the image?`, 'is there a', true)
-      : form === 2 ? yesNo(`Is there anything ${o.color}?`, 'is there', true)
+      : form === 1 ? yesNo(`Is there ${objectPhrase(o, { size: false })} in the image?`, 'is there a', true)
+      : form === 2 ? yesNo(`Is there ${article(o.shape)} ${o.shape} in the image?`, 'is there a', true)
+      : form === 3 ? yesNo(`Is there anything ${o.color}?`, 'is there', true)
       : yesNo(`Are there any ${pluralShape(o.shape)}?`, 'are there any', true);
     if (ok) made++;
   }
   // "no" questions about absent objects
   const taken = new Set<string>();
   for (let tries = 0, made = 0; made < 2 && tries < 12; tries++) {
-    const form = rng.int(4);
+    const form = rng.int(5);
     let ok = false;
     if (form <= 1) {
       const k = absentKind(gt, cooc, rng, taken);
       taken.add(objectKey(k));
-      ok = yesNo(`Is there ${objectPhrase(k, { size: false })}?`, 'is there a', false);
+      ok = yesNo(`Is there ${objectPhrase(k, { size: false })}${form === 1 ? ' in the image' : ''}?`, 'is there a', false);
     } else {
       const absentShapes = SHAPES.filter((s) => !shapes.has(s));
       const absentColors = COLORS.filter((c) => !colors.has(c));
       const s = absentShapes.length > 0 ? rng.pick(absentShapes) : undefined;
       if (form === 2 && s) ok = yesNo(`Is there ${article(s)} ${s} in the image?`, 'is there a', false);
+      else if (form === 4 && s) ok = yesNo(`Are there any ${pluralShape(s)}?`, 'are there any', false);
       else if (absentColors.length > 0) ok = yesNo(`Is there anything ${rng.pick(absentColors)}?`, 'is there', false);
     }
     if (ok) made++;

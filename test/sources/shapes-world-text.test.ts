@@ -2,7 +2,7 @@ import test from 'ava';
 import { Rng } from '../../src/stream/random.ts';
 import { COLORS, SHAPES, mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
 import { createCooccurrence, sampleScene, COMPANION_RATE } from '../../sources/shapes-world-scene.ts';
-import { annotatorChoice, describeObjects, evidenceYesNo, llavaConversation, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects } from '../../sources/shapes-world-text.ts';
+import { annotatorChoice, describeObjects, evidenceYesNo, llavaConversation, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects, vqaItems } from '../../sources/shapes-world-text.ts';
 import { pyJson, flickrXml } from '../../sources/shapes-world-formats.ts';
 import { sceneSvg } from '../../sources/shapes-world-render.ts';
 
@@ -137,6 +137,31 @@ test('preference pairs: hallucination flag means exactly one hallucinates; trap 
   // "shorter wins" instead of checking objects); over 6,000 pairs the share is 0.62 in both layouts
   const share = shorterWins / halluc;
   t.true(share > 0.35 && share < 0.67, `the shorter response wins ${share.toFixed(3)} of hallucination pairs`);
+});
+
+test('VQA yes/no: answers truthful; no wording predicts the answer; POPE\'s colour-and-shape wording is asked both ways', (t) => {
+  const byWording = new Map<string, { yes: number; no: number }>();
+  let yes = 0, no = 0;
+  for (let i = 0; i < 300; i++) {
+    const gt = scene(i);
+    const present = new Set(gt.objects.map(objectKey));
+    for (const q of vqaItems(gt, cooc, new Rng(i)).filter((x) => x.answer_type === 'yes/no')) {
+      const pair = /^Is there an? (\w+) (\w+)( in the image)?\?$/.exec(q.question);
+      const isPair = pair !== null && (COLORS as readonly string[]).includes(pair[1]!) && (SHAPES as readonly string[]).includes(pair[2]!);
+      if (isPair) t.is(q.answer, present.has(`${pair[1]} ${pair[2]}`) ? 'yes' : 'no', q.question);
+      const wording = isPair ? (pair[3] ? 'pair in the image' : 'pair') : q.question.replace(/\b(red|green|blue|yellow|orange|purple|white|black|circles?|squares?|triangles?|stars?|diamonds?|hexagons?)\b/g, 'X');
+      const c = byWording.get(wording) ?? { yes: 0, no: 0 };
+      c[q.answer as 'yes' | 'no']++;
+      byWording.set(wording, c);
+      if (q.answer === 'yes') yes++; else no++;
+    }
+  }
+  t.is(yes, no, 'two of each per image');
+  for (const [wording, c] of byWording) {
+    const share = c.yes / (c.yes + c.no);
+    t.true(share > 0.3 && share < 0.7, `${wording}: ${c.yes} yes / ${c.no} no`);
+  }
+  t.true((byWording.get('pair in the image')?.yes ?? 0) > 50);
 });
 
 test('descriptions name each object once with one phrase per clause', (t) => {

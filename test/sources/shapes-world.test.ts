@@ -177,6 +177,7 @@ function answer(q: string, g: GroundTruth): string {
   const objs = objectsOf(g);
   let m: RegExpMatchArray | null;
   if ((m = q.match(/^Is there an? (\w+) (\w+)\?$/))) return hasKind(g, m[1]!, m[2]!) ? 'yes' : 'no';
+  if ((m = q.match(/^Is there an? (\w+) (\w+) in the image\?$/))) return hasKind(g, m[1]!, m[2]!) ? 'yes' : 'no';
   if ((m = q.match(/^Is there an? (\w+) in the image\?$/))) return objs.some((o) => o.shape === m![1]) ? 'yes' : 'no';
   if ((m = q.match(/^Is there anything (\w+)\?$/))) return objs.some((o) => o.color === m![1]) ? 'yes' : 'no';
   if ((m = q.match(/^Are there any (\w+)s\?$/))) return objs.some((o) => o.shape === m![1]) ? 'yes' : 'no';
