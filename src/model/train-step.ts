@@ -41,8 +41,8 @@ export function lossTargets(batch: Pick<TrainBatch, 'batch' | 'length' | 'ids' |
 }
 
 /**
- * Mean next-token cross-entropy over the loss tokens (weighted by lossMask). The LM head runs only on the rows that
- * predict one (answers are a small part of a conversation).
+ * Mean next-token cross-entropy over the loss tokens, weighted by lossMask. The LM head runs
+ * only on the rows that predict one (answers are a small part of a conversation).
  */
 export function supervisedLoss(model: MultimodalModel, batch: TrainBatch): { loss: tf.Scalar; tokens: number } {
   const { rows, targets, weights: w } = lossTargets(batch);
