@@ -37,7 +37,7 @@ import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { shapesWorldFor } from './shapes-world.ts';
 import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
-import { loadHeldoutQuestions } from '../transforms/shapes-heldout-questions.ts';
+import { loadHeldoutQuestions, type MultichoiceForm } from '../transforms/shapes-heldout-questions.ts';
 import { evaluateShapesAccuracy, heldoutLossBatches } from '../transforms/shapes-heldout-eval.ts';
 import type { LossWeighting } from '../src/model/collate.ts';
 import { CHECKPOINT_DIR, METRICS_FILE, heldoutLoss, sftTrainer, type SftTrainerSummary } from '../sinks/sft-trainer.ts';
@@ -92,7 +92,8 @@ export default definePipeline({
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world (made if missing) for the default data and the held-out questions' },
     world_images: { type: 'number', default: WORLD_DEFAULT_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made' },
     mix: { type: 'path', default: '', description: 'where the default SFT mix is made (when data is empty); empty: runs/sft-mix-<aokvqa_mode>' },
-    aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the default mix: the letter (what the held-out questions ask), a rationale first, or each question one of the two' },
+    aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the default mix: the letter, a rationale first, or each question one of the two' },
+    heldout_multichoice: { type: 'enum', default: 'auto', values: ['auto', 'direct', 'reasoning'], description: 'how held-out multiple-choice questions are asked: the letter directly, a rationale first, or auto (reasoning when aokvqa_mode is reasoning, else direct)' },
     steps: { type: 'number', default: 600, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the data (0: as many as steps need)' },
     batch_size: { type: 'number', default: 16, min: 1, integer: true, description: 'conversations per step' },
@@ -192,7 +193,8 @@ export default definePipeline({
     ctx.log(`sft-train: ${parameters.total.toLocaleString('en-US')} parameters (vision ${parameters.vision.toLocaleString('en-US')}, projector ${parameters.projector.toLocaleString('en-US')}, language ${parameters.language.toLocaleString('en-US')}); ${imageTokenCount(config)} visual tokens; vocabulary ${tokenizer.vocabSize}; backend ${backend.name}`);
 
     // ---- held-out questions -------------------------------------------------------------------
-    const questions = await loadHeldoutQuestions(worldDir, { seed: ctx.seed, maxImages: p.eval_images });
+    const multichoice: MultichoiceForm = p.heldout_multichoice === 'auto' ? (p.aokvqa_mode === 'reasoning' ? 'reasoning' : 'direct') : (p.heldout_multichoice as MultichoiceForm);
+    const questions = await loadHeldoutQuestions(worldDir, { seed: ctx.seed, maxImages: p.eval_images, multichoice });
     if (questions.length === 0) throw new BadInputError('the shapes world has no held-out images to ask about', { file: worldDir, fix: 'make the world with heldout_fraction > 0' });
     const stride = Math.max(1, Math.floor(questions.length / Math.max(1, p.heldout_loss_questions)));
     const lossQuestions = p.heldout_loss_questions === 0 ? [] : questions.filter((_, i) => i % stride === 0).slice(0, p.heldout_loss_questions);

@@ -435,6 +435,17 @@ function choicesWith(correct: string, others: readonly string[], rng: Rng): { ch
   return { choices, idx: choices.indexOf(correct) };
 }
 
+/** Rationales of "What color is the <shape> <where>?" (the first states the evidence plainly). */
+export function colorQuestionRationales(o: TextObject): string[] {
+  const where = positionPhrase(o.position);
+  return [`The ${o.shape} ${where} is ${o.color}.`, `There is ${objectPhrase(o)} ${where} of the picture.`, `The shape ${where} is filled with ${o.color}.`];
+}
+
+/** Rationales of "Which shape in the picture is <color>?". */
+export function shapeQuestionRationales(o: TextObject): string[] {
+  return [`The only ${o.color} object is a ${o.shape}.`, `There is ${objectPhrase(o)} ${positionPhrase(o.position)}.`, `Only one shape is ${o.color}, and it is a ${o.shape}.`];
+}
+
 /** 1-2 four-choice questions about colour, shape, count or position, each with 3 rationales. */
 export function aokvqaItems(gt: GroundTruth, rng: Rng): AokvqaItem[] {
   const objs = textObjects(gt);
@@ -452,7 +463,7 @@ export function aokvqaItems(gt: GroundTruth, rng: Rng): AokvqaItem[] {
       const { choices, idx } = choicesWith(o.color, COLORS, rng);
       return {
         question: `What color is the ${o.shape} ${where}?`, choices, correct_choice_idx: idx, answer: o.color, wrong: COLORS.filter((c) => c !== o.color),
-        rationales: [`The ${o.shape} ${where} is ${o.color}.`, `There is ${objectPhrase(o)} ${where} of the picture.`, `The shape ${where} is filled with ${o.color}.`],
+        rationales: colorQuestionRationales(o),
       };
     },
     () => {
@@ -462,7 +473,7 @@ export function aokvqaItems(gt: GroundTruth, rng: Rng): AokvqaItem[] {
       const { choices, idx } = choicesWith(o.shape, SHAPES, rng);
       return {
         question: `Which shape in the picture is ${o.color}?`, choices, correct_choice_idx: idx, answer: o.shape, wrong: SHAPES.filter((s) => s !== o.shape),
-        rationales: [`The only ${o.color} object is a ${o.shape}.`, `There is ${objectPhrase(o)} ${positionPhrase(o.position)}.`, `Only one shape is ${o.color}, and it is a ${o.shape}.`],
+        rationales: shapeQuestionRationales(o),
       };
     },
     () => {

@@ -1,8 +1,8 @@
 /**
  * Held-out evaluation of a policy on shapes-world questions (shapes-heldout-questions.ts):
  *
- *   evaluateShapesAccuracy  greedy answers, scored (yes/no: the verdict, see yesNoOf; multiple choice: first
- *                           letter), accuracies overall and per phrasing, every answer kept
+ *   evaluateShapesAccuracy  greedy answers, scored (yes/no: the verdict, see yesNoOf; multiple choice:
+ *                           the chosen letter, see letterOf), accuracies overall and per phrasing, every answer kept
  *   heldoutLossBatches      the same questions with reference replies as collated batches, for
  *                           the trainer's held-out loss
  *

@@ -7,24 +7,27 @@
  *   phrasings the SFT mix holds:
  *     VQA-v2:  "Is there a red circle?\nAnswer the question using a single word or phrase."  -> "Yes"
  *     LLaVA:   "Is there a red circle in the image?"  -> "The red shapes in the image: ..., so yes, there is ..."
- *   multiple choice, A-OKVQA direct format (the aokvqa-multichoice converter's prompt):
+ *   multiple choice, in the A-OKVQA format SFT was taught (the aokvqa-multichoice converter's prompt):
  *     colour:  "What color is the star at the top left?\nA. red\nB. ...\nAnswer with the option's letter from the given choices directly."
  *     shape:   "Which shape in the picture is red?\nA. circle\n..."
+ *     reasoning form: the converter's reasoning instruction; the reference reply is the world's
+ *     first rationale then "So the correct option is B." (what SFT on a reasoning mix writes)
  *
  * Only unambiguous questions are asked (a colour question names a shape whose position is unique,
  * a shape question a colour that only one object has), as the world's A-OKVQA generator does.
- * Deterministic for a seed. Scoring: yes/no by the verdict (yesNoOf), multiple choice by the first letter.
+ * Deterministic for a seed. Scoring: yes/no by the verdict (yesNoOf), multiple choice by the letter
+ * after "correct option is", else the reply's first letter (letterOf).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { Rng, deriveSeed } from '../src/stream/random.ts';
 import { COLORS, SHAPES, objectKey, objectPhrase, positionOf, positionPhrase, type Color, type GroundTruth, type Shape } from '../schemas/shapes-world.ts';
-import { evidenceYesNo } from '../sources/shapes-world-text.ts';
+import { colorQuestionRationales, evidenceYesNo, shapeQuestionRationales } from '../sources/shapes-world-text.ts';
 import type { AokvqaItem } from '../schemas/aokvqa-item.ts';
 import { loadShapesTruth } from '../sources/shapes-truth.ts';
 import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
-import { DIRECT_INSTRUCTION, LETTERS, multichoicePrompt } from './aokvqa-multichoice.ts';
+import { DIRECT_INSTRUCTION, LETTERS, REASONING_INSTRUCTION, multichoicePrompt, reasoningAnswer } from './aokvqa-multichoice.ts';
 import { DEFAULT_VQA_SUFFIX } from './vqav2-multiround.ts';
 
 export type HeldoutKind = 'yesno' | 'multichoice';
@@ -44,10 +47,15 @@ export interface HeldoutQuestion {
   reference: string;
 }
 
+export type MultichoiceForm = 'direct' | 'reasoning';
+export const MULTICHOICE_FORMS: readonly MultichoiceForm[] = ['direct', 'reasoning'];
+
 export interface HeldoutQuestionOptions {
   seed: number;
   /** Yes/no questions per image about present kinds (as many about absent ones). Default 2. */
   yesnoPerImage?: number;
+  /** How multiple-choice questions are asked: the letter directly (default) or a rationale first. */
+  multichoice?: MultichoiceForm;
 }
 
 function counts<T>(items: readonly T[]): Map<T, number> {
@@ -56,18 +64,22 @@ function counts<T>(items: readonly T[]): Map<T, number> {
   return m;
 }
 
-/** The prompt the aokvqa-multichoice converter writes in direct mode (shared code, same text). */
-function asked(gt: GroundTruth, question: string, choices: string[], idx: number): string {
+/** The prompt and reference reply the aokvqa-multichoice converter writes for this question (shared code, same text). */
+function asked(gt: GroundTruth, question: string, choices: string[], idx: number, rationales: string[], form: MultichoiceForm): { question: string; reference: string } {
   const item: AokvqaItem = {
     split: 'val', image_id: gt.image_id, question_id: '', question, choices, correct_choice_idx: idx,
-    direct_answers: [], difficult_direct_answer: false, rationales: [],
+    direct_answers: [], difficult_direct_answer: false, rationales,
   };
-  return multichoicePrompt(item, DIRECT_INSTRUCTION);
+  return form === 'direct'
+    ? { question: multichoicePrompt(item, DIRECT_INSTRUCTION), reference: LETTERS[idx]! }
+    : { question: multichoicePrompt(item, REASONING_INSTRUCTION), reference: reasoningAnswer(item, 'first') };
 }
 
 /** The questions for one image (deterministic in seed and image). */
 export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptions): HeldoutQuestion[] {
   const perImage = options.yesnoPerImage ?? 2;
+  const mcForm = options.multichoice ?? 'direct';
+  if (!MULTICHOICE_FORMS.includes(mcForm)) throw new InvalidOptionError('multichoice', `must be ${MULTICHOICE_FORMS.join(' or ')}, got ${JSON.stringify(mcForm)}`);
   const rng = new Rng(deriveSeed(options.seed, `heldout-questions:${gt.image}`));
   const out: HeldoutQuestion[] = [];
   const objs = gt.objects.map((o) => ({ ...o, position: positionOf(o.box, gt.width, gt.height) }));
@@ -98,15 +110,15 @@ export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptio
   if (colorCands.length > 0) {
     const o = rng.pick(colorCands);
     const { choices, idx } = choose(o.color, COLORS);
-    const question = asked(gt, `What color is the ${o.shape} ${positionPhrase(o.position)}?`, choices, idx);
-    out.push({ id: `${base}#mc-color`, image: gt.image, kind: 'multichoice', form: 'color', question, answer: LETTERS[idx]!, reference: LETTERS[idx]! });
+    const { question, reference } = asked(gt, `What color is the ${o.shape} ${positionPhrase(o.position)}?`, choices, idx, colorQuestionRationales(o), mcForm);
+    out.push({ id: `${base}#mc-color`, image: gt.image, kind: 'multichoice', form: 'color', question, answer: LETTERS[idx]!, reference });
   }
   const shapeCands = objs.filter((o) => colors.get(o.color) === 1);
   if (shapeCands.length > 0) {
     const o = rng.pick(shapeCands);
     const { choices, idx } = choose(o.shape, SHAPES);
-    const question = asked(gt, `Which shape in the picture is ${o.color}?`, choices, idx);
-    out.push({ id: `${base}#mc-shape`, image: gt.image, kind: 'multichoice', form: 'shape', question, answer: LETTERS[idx]!, reference: LETTERS[idx]! });
+    const { question, reference } = asked(gt, `Which shape in the picture is ${o.color}?`, choices, idx, shapeQuestionRationales(o), mcForm);
+    out.push({ id: `${base}#mc-shape`, image: gt.image, kind: 'multichoice', form: 'shape', question, answer: LETTERS[idx]!, reference });
   }
   return out;
 }
@@ -158,8 +170,13 @@ export function yesNoOf(reply: string): 'Yes' | 'No' | null {
   return m ? (m[1]!.toLowerCase() === 'yes' ? 'Yes' : 'No') : null;
 }
 
-/** The option letter a reply starts with ("B", "B.", "(B)"), else null. */
+/**
+ * The option a reply chooses: the letter after "correct option is" (a reasoning answer, as the
+ * RL correctness check reads it), else the letter the reply starts with ("B", "B.", "(B)"), else null.
+ */
 export function letterOf(reply: string): string | null {
+  const stated = /\b[Cc]orrect option is \(?([A-Z])\b/.exec(reply);
+  if (stated) return stated[1]!.toUpperCase();
   const m = /^\W*([A-Z])(?![a-z])/.exec(reply.trim());
   return m ? m[1]! : null;
 }

@@ -8,7 +8,9 @@ import { generateShapesWorld } from '../../sources/shapes-world.ts';
 import { objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
 import { heldoutImages, isCorrect, letterOf, loadHeldoutQuestions, questionsForImage, yesNoOf } from '../../transforms/shapes-heldout-questions.ts';
 import { evaluateShapesAccuracy, heldoutLossBatches } from '../../transforms/shapes-heldout-eval.ts';
-import { DIRECT_INSTRUCTION } from '../../transforms/aokvqa-multichoice.ts';
+import { DIRECT_INSTRUCTION, REASONING_INSTRUCTION, aokvqaMultichoice } from '../../transforms/aokvqa-multichoice.ts';
+import { colorQuestionRationales } from '../../sources/shapes-world-text.ts';
+import { runStage } from '../sources/harness.ts';
 import { DEFAULT_VQA_SUFFIX } from '../../transforms/vqav2-multiround.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
@@ -69,6 +71,46 @@ test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A
   t.deepEqual(questionsForImage(gt, { seed: 1 }), qs, 'deterministic');
 });
 
+test('questions: the reasoning form asks with the reasoning instruction; the reference states the evidence, then the letter', (t) => {
+  const direct = questionsForImage(gt, { seed: 1 });
+  const qs = questionsForImage(gt, { seed: 1, multichoice: 'reasoning' });
+  t.deepEqual(qs.filter((q) => q.kind === 'yesno'), direct.filter((q) => q.kind === 'yesno'), 'yes/no questions do not change');
+  const mc = qs.filter((q) => q.kind === 'multichoice');
+  const dmc = direct.filter((q) => q.kind === 'multichoice');
+  t.is(mc.length, 2);
+  mc.forEach((q, i) => {
+    const lines = q.question.split('\n');
+    t.is(lines[5], REASONING_INSTRUCTION);
+    t.deepEqual(lines.slice(0, 5), dmc[i]!.question.split('\n').slice(0, 5), 'same question and options');
+    t.is(q.answer, dmc[i]!.answer);
+    t.true(q.reference.endsWith(` So the correct option is ${q.answer}.`), q.reference);
+    t.is(letterOf(q.reference), q.answer);
+  });
+  // the colour question's evidence is the world's first rationale, word for word
+  const star = mc[0]!.question.startsWith('What color is the star') ? 'star' : 'circle';
+  const o = star === 'star' ? { color: 'red', shape: 'star', size: 'small', position: 'top left' } : { color: 'blue', shape: 'circle', size: 'large', position: 'bottom right' };
+  t.true(mc[0]!.reference.startsWith(colorQuestionRationales(o as Parameters<typeof colorQuestionRationales>[0])[0]!), mc[0]!.reference);
+  t.regex(mc[0]!.reference, star === 'star' ? /^The star at the top left is red\. / : /^The circle at the bottom right is blue\. /);
+  t.regex(mc[1]!.reference, /^The only (red object is a star|blue object is a circle)\. /);
+  t.throws(() => questionsForImage(gt, { seed: 1, multichoice: 'letters' as 'direct' }), { message: /multichoice/ });
+});
+
+test('the reasoning reference is what the aokvqa-multichoice converter writes for the same question', async (t) => {
+  const q = questionsForImage(gt, { seed: 1, multichoice: 'reasoning' }).find((x) => x.form === 'color')!;
+  const lines = q.question.split('\n');
+  const choices = lines.slice(1, 5).map((l) => l.slice(3));
+  const o = choices.includes('red') && lines[0]!.includes('star') ? { color: 'red', shape: 'star', size: 'small', position: 'top left' } : { color: 'blue', shape: 'circle', size: 'large', position: 'bottom right' };
+  const item = {
+    split: 'val', image_id: 1, question_id: 'q1', question: lines[0]!, choices, correct_choice_idx: 'ABCD'.indexOf(q.answer),
+    direct_answers: [], difficult_direct_answer: false, rationales: colorQuestionRationales(o as Parameters<typeof colorQuestionRationales>[0]),
+  };
+  const { items: out, rejected } = await runStage(aokvqaMultichoice({ mode: 'reasoning' }), [item]);
+  t.is(rejected.length, 0);
+  t.is(out.length, 1);
+  t.is(out[0]!.conversations[0]!.value, `<image>\n${q.question}`);
+  t.is(out[0]!.conversations[1]!.value, q.reference);
+});
+
 test('held-out images: the world\'s heldout and eval images, never SFT ones', async (t) => {
   const imgs = await heldoutImages(world);
   t.is(imgs.filter((g) => g.split === 'eval').length, 6);
@@ -80,7 +122,7 @@ test('held-out images: the world\'s heldout and eval images, never SFT ones', as
   t.true(err!.message.includes(path.join(world, 'nope', 'world.json')));
 });
 
-test('scoring: yes/no by the first word or the verdict after "so", multiple choice by the first letter', (t) => {
+test('scoring: yes/no by the first word or the verdict after "so", multiple choice by the stated option or the first letter', (t) => {
   t.is(yesNoOf('Yes, there is a red circle.'), 'Yes');
   t.is(yesNoOf('The image shows a blue square, so no, there is no red circle in the image.'), 'No');
   t.is(yesNoOf('The image shows two red circles, so yes, there is a small red circle at the top.'), 'Yes');
@@ -90,6 +132,10 @@ test('scoring: yes/no by the first word or the verdict after "so", multiple choi
   t.is(letterOf('B'), 'B');
   t.is(letterOf('(C) blue'), 'C');
   t.is(letterOf('Blue'), null);
+  t.is(letterOf('The star at the top left is red. So the correct option is D.'), 'D', 'a reasoning answer: the stated option');
+  t.is(letterOf('A star is red. So the correct option is (B).'), 'B', 'the stated option wins over the first letter');
+  t.is(letterOf('The star at the top left is red. So the correct'), null, 'cut off before the letter');
+  t.true(isCorrect({ kind: 'multichoice', answer: 'C' }, 'The only red object is a star. So the correct option is C.'));
   t.true(isCorrect({ kind: 'yesno', answer: 'No' }, 'No.'));
   t.false(isCorrect({ kind: 'multichoice', answer: 'A' }, 'B'));
 });
