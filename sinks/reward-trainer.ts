@@ -95,6 +95,8 @@ export interface RewardTrainerOptions {
   factsAt?: FactsPlacement;
   /** Which positions the reward head reads (ModelConfig.rewardPooling); default 'last'. */
   pooling?: RewardPooling;
+  /** The reward head also weighs each token's likelihood under the trunk's LM head (ModelConfig.rewardLikelihood); default false. */
+  likelihood?: boolean;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -144,6 +146,7 @@ export interface RewardTrainerSummary {
   facts: boolean;
   facts_at: FactsPlacement;
   pooling: RewardPooling;
+  likelihood: boolean;
   steps: number;
   resumed_from: number;
   /** Step of the kept (best) checkpoint. */
@@ -173,6 +176,7 @@ interface TrainerState {
   facts: boolean;
   facts_at: FactsPlacement;
   pooling: RewardPooling;
+  likelihood: boolean;
   best_step: number;
   best_accuracy: number;
   best_loss: number;
@@ -279,6 +283,8 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   const factsAt = options.factsAt ?? 'end';
   const pooling = options.pooling ?? 'last';
   if (!REWARD_POOLINGS.includes(pooling)) throw new InvalidOptionError('pooling', `must be one of ${REWARD_POOLINGS.join(', ')}, got ${JSON.stringify(pooling)}`);
+  const likelihood = options.likelihood ?? false;
+  if (typeof likelihood !== 'boolean') throw new InvalidOptionError('likelihood', `must be true or false, got ${JSON.stringify(likelihood)}`);
   if (!FACTS_PLACEMENTS.includes(factsAt)) throw new InvalidOptionError('factsAt', `must be one of ${FACTS_PLACEMENTS.join(', ')}, got ${JSON.stringify(factsAt)}`);
   if (typeof options.imageRoot !== 'string' || options.imageRoot === '') throw new InvalidOptionError('imageRoot', 'expected the image folder');
   const steps = nonNegativeInt('steps', options.steps, false);
@@ -312,7 +318,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
       if (resuming) {
         // a run of the other kind (facts on/off) in this folder is not continued but replaced
-        let saved: { facts?: unknown; facts_at?: unknown; pooling?: unknown } = {};
+        let saved: { facts?: unknown; facts_at?: unknown; pooling?: unknown; likelihood?: unknown } = {};
         try { saved = JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as typeof saved; } catch { /* checked below */ }
         if (typeof saved.facts === 'boolean' && saved.facts !== options.facts) {
           ctx.note(`${lastDir} was trained with facts=${saved.facts}; starting a fresh facts=${options.facts} model`);
@@ -320,13 +326,16 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         } else if ((saved.pooling ?? 'last') !== pooling) {
           ctx.note(`${lastDir} was trained with pooling=${String(saved.pooling ?? 'last')}; starting a fresh pooling=${pooling} model`);
           resuming = false;
+        } else if ((saved.likelihood ?? false) !== likelihood) {
+          ctx.note(`${lastDir} was trained with likelihood=${String(saved.likelihood ?? false)}; starting a fresh likelihood=${likelihood} model`);
+          resuming = false;
         } else if (options.facts && (saved.facts_at ?? 'end') !== factsAt) {
           ctx.note(`${lastDir} was trained with facts_at=${String(saved.facts_at ?? 'end')}; starting a fresh facts_at=${factsAt} model`);
           resuming = false;
         }
       }
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
-      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0, rewardPooling: pooling });
+      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0, rewardPooling: pooling, rewardLikelihood: likelihood });
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
@@ -334,7 +343,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {
-        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt, pooling,
+        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt, pooling, likelihood,
         best_step: 0, best_accuracy: -1, best_loss: 1e30, stale: 0, stopped_early: false, best_heldout: null,
       };
       let resumedFrom = 0;
@@ -508,6 +517,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         facts: options.facts,
         facts_at: factsAt,
         pooling,
+        likelihood,
         steps: state.step,
         resumed_from: resumedFrom,
         best_step: state.best_step,

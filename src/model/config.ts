@@ -69,12 +69,21 @@ export interface ModelConfig {
    * sooner than from one position that must first gather everything (see README). 'response': the
    * same mean over the response's tokens only (ModelInput.responseMask), so the image, prompt and
    * captions, identical in both responses of a pair, do not dilute the difference.
+   * 'response-sum': the sum over the response's tokens, so each true or invented object mentioned
+   * adds its own amount (the annotator's rule counts them).
    */
   rewardPooling?: RewardPooling;
+  /**
+   * The reward head also weighs each pooled token's log-likelihood under the trunk's own LM head
+   * (which the reward model then keeps): score_t = u.h_t + c + (v.h_t + d) * log p(token_t | before).
+   * An SFT trunk that sees gives an invented object a low likelihood; the head learns which tokens'
+   * likelihoods count (colour and shape words) and by how much. Absent = false (LLaVA-RLHF's head).
+   */
+  rewardLikelihood?: boolean;
 }
 
-export type RewardPooling = 'last' | 'mean' | 'response';
-export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean', 'response'];
+export type RewardPooling = 'last' | 'mean' | 'response' | 'response-sum';
+export const REWARD_POOLINGS: readonly RewardPooling[] = ['last', 'mean', 'response', 'response-sum'];
 
 export type ModelConfigInput = {
   vision?: Partial<VisionConfig>;
@@ -84,6 +93,7 @@ export type ModelConfigInput = {
   layerNormEps?: number;
   activation?: 'relu' | 'gelu';
   rewardPooling?: RewardPooling;
+  rewardLikelihood?: boolean;
 };
 
 /**
@@ -176,5 +186,15 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   if (rewardPooling !== undefined && !REWARD_POOLINGS.includes(rewardPooling)) {
     throw new InvalidOptionError(`${path}.rewardPooling`, `must be one of ${REWARD_POOLINGS.join(', ')}, got ${JSON.stringify(rewardPooling)}`);
   }
-  return { kind: 'factflow-llava', version: 1, vision, language, heads: [...new Set(heads)], initStd, layerNormEps, activation, ...(rewardPooling ? { rewardPooling } : {}) };
+  const rewardLikelihood = input.rewardLikelihood ?? base.rewardLikelihood;
+  if (rewardLikelihood !== undefined && typeof rewardLikelihood !== 'boolean') throw new InvalidOptionError(`${path}.rewardLikelihood`, `must be true or false, got ${JSON.stringify(rewardLikelihood)}`);
+  const uniqueHeads = [...new Set(heads)];
+  if (rewardLikelihood && uniqueHeads.includes('reward') && !uniqueHeads.includes('lm')) {
+    throw new InvalidOptionError(`${path}.heads`, 'a reward head that reads token likelihoods (rewardLikelihood) needs the "lm" head too', { fix: 'add "lm" to heads, or set rewardLikelihood false' });
+  }
+  return {
+    kind: 'factflow-llava', version: 1, vision, language, heads: uniqueHeads, initStd, layerNormEps, activation,
+    ...(rewardPooling ? { rewardPooling } : {}),
+    ...(rewardLikelihood ? { rewardLikelihood } : {}),
+  };
 }

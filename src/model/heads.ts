@@ -1,7 +1,8 @@
 /**
  * The three heads on the shared trunk: language model (policy, reference), scalar reward on the
- * last real token (reward model), scalar value per token (value model, zero-initialised as
- * LLaVA-RLHF starts it).
+ * last real token or pooled over the response (reward model; optionally weighing each token's
+ * likelihood under the LM head, see ModelConfig.rewardLikelihood), scalar value per token (value
+ * model, zero-initialised as LLaVA-RLHF starts it).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initStdFor, type ModelConfig, type RewardPooling } from './config.ts';
@@ -14,7 +15,7 @@ import { InvalidOptionError } from '../errors.ts';
 export function scalarHeadStd(config: Pick<ModelConfig, 'initStd'>): number {
   return config.initStd === 'fan-in' ? 0.02 : config.initStd;
 }
-import { batchMatMul, linear, matMul } from './ops.ts';
+import { batchMatMul, linear, matMul, pickedLogprobs } from './ops.ts';
 import type { ParameterStore } from './parameters.ts';
 
 export function addHeadParameters(store: ParameterStore, config: ModelConfig): void {
@@ -22,7 +23,10 @@ export function addHeadParameters(store: ParameterStore, config: ModelConfig): v
   if (config.heads.includes('lm') && !l.tieEmbeddings) {
     store.add('head.lm.weight', 'head.lm', [l.width, l.vocabSize], { kind: 'normal', std: initStdFor(config, l.width) });
   }
-  if (config.heads.includes('reward')) addScalarHead(store, 'reward', l.width, scalarHeadStd(config));
+  if (config.heads.includes('reward')) {
+    addScalarHead(store, 'reward', l.width, scalarHeadStd(config));
+    if (config.rewardLikelihood) addLikelihoodHead(store, l.width);
+  }
   if (config.heads.includes('value')) addScalarHead(store, 'value', l.width, 0);
 }
 
@@ -30,6 +34,33 @@ export function addHeadParameters(store: ParameterStore, config: ModelConfig): v
 export function addScalarHead(store: ParameterStore, name: 'reward' | 'value', width: number, std: number): void {
   store.add(`head.${name}.weight`, `head.${name}`, [width, 1], std > 0 ? { kind: 'normal', std } : { kind: 'zeros' });
   store.add(`head.${name}.bias`, `head.${name}`, [1], { kind: 'zeros' });
+}
+
+/**
+ * The likelihood part of a reward head: per-token weight v.h_t + d on log p(token_t). v starts at
+ * zero and d at LIKELIHOOD_BIAS_INIT, so a fresh head already ranks responses by their scaled
+ * log-likelihood (DPO's implicit reward uses the same 0.1) and learns from there which tokens count.
+ */
+export const LIKELIHOOD_BIAS_INIT = 0.1;
+
+export function addLikelihoodHead(store: ParameterStore, width: number): void {
+  store.add('head.reward.likelihood.weight', 'head.reward.likelihood', [width, 1], { kind: 'zeros' });
+  store.add('head.reward.likelihood.bias', 'head.reward.likelihood', [1], { kind: 'constant', value: LIKELIHOOD_BIAS_INIT });
+}
+
+/**
+ * log p(ids[b, t] | ids[b, < t]) from the LM head, [batch * length]; 0 at t = 0 (nothing predicts
+ * the first token). The gradient (onehot - softmax) of each row's next-token log-prob is written
+ * directly, as in weightedCrossEntropy.
+ */
+export function tokenLogLikelihoods(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number): tf.Tensor1D {
+  // row b*length + t predicts the token at t + 1; the last row of each sequence predicts nothing
+  const next = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) for (let t = 0; t + 1 < length; t++) next[b * length + t] = ids[b * length + t + 1]!;
+  const nextLp = tf.reshape(pickedLogprobs(lmLogits(store, config, hidden), tf.tensor1d(next, 'int32')), [batch, length]);
+  // shift right by one: position t holds the log-prob of its own token
+  const shifted = tf.concat([tf.zeros([batch, 1]), tf.slice(nextLp, [0, 0], [batch, length - 1])], 1);
+  return tf.reshape(shifted, [batch * length]);
 }
 
 /** Next-token logits [n, vocab] from hidden states [n, width]. */
@@ -41,8 +72,18 @@ export function lmLogits(store: ParameterStore, config: ModelConfig, hidden: tf.
   return matMul(hidden, store.get('head.lm.weight') as tf.Tensor2D);
 }
 
-/** One score per row from the hidden states weighted by `weights` (rewardPoolingWeights): [batch]. */
-export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
+/**
+ * One score per row from the hidden states weighted by `weights` (rewardPoolingWeights): [batch].
+ * With `logLikelihoods` ([batch * length], tokenLogLikelihoods) each position scores
+ * u.h_t + c + (v.h_t + d) * logp_t before pooling.
+ */
+export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array, logLikelihoods?: tf.Tensor1D): tf.Tensor1D {
+  if (logLikelihoods) {
+    const base = linear(hidden, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
+    const gain = linear(hidden, store.get('head.reward.likelihood.weight') as tf.Tensor2D, store.get('head.reward.likelihood.bias') as tf.Tensor1D);
+    const perToken = tf.add(tf.reshape(base, [batch, length]), tf.mul(tf.reshape(gain, [batch, length]), tf.reshape(logLikelihoods, [batch, length])));
+    return tf.sum(tf.mul(perToken, tf.tensor2d(weights, [batch, length])), 1) as tf.Tensor1D;
+  }
   const width = hidden.shape[1];
   // a row-weight product keeps the gradient a plain matmul (no gather gradient on wasm)
   const sel = tf.tensor3d(weights, [batch, 1, length]);
@@ -54,8 +95,8 @@ export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: 
 /**
  * Per-position weights [batch * length] the reward head reads with: 1 at the last real token
  * ('last'), 1/n on each of a row's n real tokens ('mean'; the score of the mean hidden state
- * equals the mean of the per-token scores, the head being linear), or 1/n on each of its n
- * response tokens ('response', from `responseMask`).
+ * equals the mean of the per-token scores, the head being linear), 1/n on each of its n
+ * response tokens ('response', from `responseMask`), or 1 on each ('response-sum').
  */
 export function rewardPoolingWeights(
   mask: Uint8Array | undefined,
@@ -65,15 +106,16 @@ export function rewardPoolingWeights(
   responseMask?: Uint8Array | null,
 ): Float32Array {
   const w = new Float32Array(batch * length);
-  if (pooling === 'response') {
+  if (pooling === 'response' || pooling === 'response-sum') {
     if (!responseMask || responseMask.length !== batch * length) {
-      throw new InvalidOptionError('responseMask', `'response' reward pooling needs a response mask of ${batch * length} entries, got ${responseMask ? responseMask.length : 'none'}`, { fix: 'build reward inputs with rewardBatch, which marks each response' });
+      throw new InvalidOptionError('responseMask', `'${pooling}' reward pooling needs a response mask of ${batch * length} entries, got ${responseMask ? responseMask.length : 'none'}`, { fix: 'build reward inputs with rewardBatch, which marks each response' });
     }
     for (let b = 0; b < batch; b++) {
       let n = 0;
       for (let t = 0; t < length; t++) if (responseMask[b * length + t]) n++;
       if (n === 0) throw new InvalidOptionError('responseMask', `row ${b} marks no response token`);
-      for (let t = 0; t < length; t++) if (responseMask[b * length + t]) w[b * length + t] = 1 / n;
+      const each = pooling === 'response' ? 1 / n : 1;
+      for (let t = 0; t < length; t++) if (responseMask[b * length + t]) w[b * length + t] = each;
     }
     return w;
   }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../errors.ts';
 import { Rng } from '../stream/random.ts';
 import { imageTokenCount, initStdFor, type ModelConfig } from './config.ts';
-import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, rewardPoolingWeights, rewardScores, tokenValues } from './heads.ts';
+import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, rewardPoolingWeights, rewardScores, tokenLogLikelihoods, tokenValues } from './heads.ts';
 import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, usesRotary, type KVCache } from './language-model.ts';
 import { rotaryTables } from './rotary.ts';
 import { batchMatMul, linear, matMul } from './ops.ts';
@@ -55,8 +55,8 @@ export interface MultimodalModel {
   forward(input: ModelInput, options?: ForwardOptions): ForwardResult;
   /** [batch * length, vocab]. Needs the lm head. */
   lmLogits(hidden: tf.Tensor2D): tf.Tensor2D;
-  /** [batch]: reward head on each row's last real token. */
-  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask' | 'responseMask'>): tf.Tensor1D;
+  /** [batch]: reward head at the positions its pooling reads (ModelConfig.rewardPooling); `ids` serve a likelihood-reading head. */
+  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask' | 'responseMask' | 'ids'>): tf.Tensor1D;
   /** [batch, length]: value head at every position. */
   values(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length'>): tf.Tensor2D;
   /** Adds a fresh head (e.g. a zero value head on a reward model's trunk). */
@@ -185,7 +185,9 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     },
     rewardScores(hidden, input) {
       if (!store.has('head.reward.weight')) throw new InvalidOptionError('model.heads', 'this model has no "reward" head');
-      return rewardScores(store, hidden, input.batch, input.length, rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling, input.responseMask));
+      const weights = rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling, input.responseMask);
+      const logLikelihoods = cfg.rewardLikelihood ? tokenLogLikelihoods(store, cfg, hidden, input.ids, input.batch, input.length) : undefined;
+      return rewardScores(store, hidden, input.batch, input.length, weights, logLikelihoods);
     },
     values(hidden, input) {
       if (!store.has('head.value.weight')) throw new InvalidOptionError('model.heads', 'this model has no "value" head');

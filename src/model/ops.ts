@@ -241,6 +241,24 @@ export function weightedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, 
   return op(logits, weights) as tf.Scalar;
 }
 
+/**
+ * log softmax(logits[i])[targets[i]] for each row: logits [n, vocab], int32 targets [n] -> [n].
+ * The gradient (onehot - softmax) * dy is computed directly, as in weightedCrossEntropy.
+ */
+export function pickedLogprobs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const vocab = logits.shape[1];
+  const op = customOp(([z], save) => {
+    const logp = tf.logSoftmax(z!);
+    const onehot = tf.oneHot(targets, vocab);
+    save([logp, onehot]);
+    return {
+      value: tf.sum(tf.mul(logp, onehot), 1),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.sub(saved[1]!, tf.exp(saved[0]!)), tf.reshape(dy, [-1, 1])),
+    };
+  });
+  return op(logits) as tf.Tensor1D;
+}
+
 /** depthwiseConv2d read as a grouped product: x [m, k, g] and f [k, g, n] -> [m, g, n]. */
 function groupedProduct(x: tf.Tensor, f: tf.Tensor, m: number, k: number, g: number, n: number): tf.Tensor {
   const y = tf.depthwiseConv2d(tf.reshape(x, [1, m, k, g]) as tf.Tensor4D, tf.reshape(f, [1, k, g, n]) as tf.Tensor4D, 1, 'valid');

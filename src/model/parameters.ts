@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../stream/random.ts';
 
-export type Init = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' };
+export type Init = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' } | { kind: 'constant'; value: number };
 
 export interface Parameter {
   /** Checkpoint key, e.g. `vision.blocks.1.mlp.fc1.weight`. */
@@ -43,6 +43,7 @@ export function createParameterStore(rng: Rng, label = 'model'): ParameterStore 
       const size = shape.reduce((a, b) => a * b, 1);
       const values = new Float32Array(size);
       if (init.kind === 'ones') values.fill(1);
+      else if (init.kind === 'constant') values.fill(init.value);
       else if (init.kind === 'normal') for (let i = 0; i < size; i++) values[i] = rng.normal() * init.std;
       const initial = tf.tensor(values, shape, 'float32');
       const variable = tf.variable(initial, true, `${id}/${name}`);

@@ -1,6 +1,6 @@
 /**
  * The reward model's starting point: the SFT checkpoint's trunk with a fresh reward head (the LM
- * head is not kept). The reward prompt is longer than the policy's conversations (the response
+ * head is kept only when the reward head reads token likelihoods, ModelConfig.rewardLikelihood). The reward prompt is longer than the policy's conversations (the response
  * is followed by the evaluation request and the captions), so the context can be extended: the
  * learned position table grows, new positions starting as copies of the last trained one (a
  * neutral start that reward training then adapts), everything else copied unchanged.
@@ -21,6 +21,8 @@ export interface LoadRewardTrunkOptions {
   seed?: number;
   /** Which positions the reward head reads (ModelConfig.rewardPooling); default: as the checkpoint says, else 'last'. */
   rewardPooling?: RewardPooling;
+  /** Whether the reward head also reads token likelihoods (ModelConfig.rewardLikelihood); default: as the checkpoint says, else false. */
+  rewardLikelihood?: boolean;
   label?: string;
 }
 
@@ -46,7 +48,18 @@ export async function loadRewardTrunk(dir: string, options: LoadRewardTrunkOptio
   if (!Number.isInteger(want) || want <= 0) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${String(want)}`);
   const contextLength = Math.max(want, saved);
   const rewardPooling = options.rewardPooling ?? checkpoint.config.rewardPooling;
-  const config: ModelConfig = { ...checkpoint.config, heads: ['reward'], language: { ...checkpoint.config.language, contextLength }, ...(rewardPooling ? { rewardPooling } : {}) };
+  const rewardLikelihood = options.rewardLikelihood ?? checkpoint.config.rewardLikelihood ?? false;
+  if (rewardLikelihood && !checkpoint.config.heads.includes('lm')) {
+    throw new CheckpointError(`${dir} has no LM head, which a likelihood-reading reward head needs`, { file: dir, fix: 'start from an SFT checkpoint (or a reward checkpoint trained with likelihood=true), or set likelihood=false' });
+  }
+  const { rewardLikelihood: _drop, ...base } = checkpoint.config;
+  const config: ModelConfig = {
+    ...base,
+    heads: rewardLikelihood ? ['reward', 'lm'] : ['reward'],
+    language: { ...checkpoint.config.language, contextLength },
+    ...(rewardPooling ? { rewardPooling } : {}),
+    ...(rewardLikelihood ? { rewardLikelihood } : {}),
+  };
   const weights = new Map(checkpoint.weights);
   const table = weights.get(POSITIONS);
   // rotary positions have no table: any context works

@@ -103,6 +103,43 @@ test('rewardPoolingWeights: one-hot on the last real token, or 1/n on each real 
   t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'response', response)], [0, 0.5, 0.5, 0, 0, 0, 0, 1]);
   t.throws(() => rewardPoolingWeights(mask, 2, 4, 'response'), { message: /needs a response mask of 8 entries, got none/ });
   t.throws(() => rewardPoolingWeights(mask, 2, 4, 'response', Uint8Array.from([0, 1, 1, 0, 0, 0, 0, 0])), { message: /row 1 marks no response token/ });
+  t.deepEqual([...rewardPoolingWeights(mask, 2, 4, 'response-sum', response)], [0, 1, 1, 0, 0, 0, 0, 1]);
+});
+
+test('likelihood-reading reward head: sum over the response of u.h + c + (v.h + d) * log p(token | before), by hand', (t) => {
+  const cfg = resolveModelConfig({ heads: ['lm', 'reward'], rewardLikelihood: true, rewardPooling: 'response-sum', initStd: 0.3 }, TINY_MODEL_CONFIG);
+  const m = createModel(cfg, { seed: 4 });
+  // a fresh head starts as 0.1 x the response's log-likelihood plus a small linear term
+  t.deepEqual([...m.params.get('head.reward.likelihood.weight').dataSync()].filter((x) => x !== 0), []);
+  t.is(m.params.get('head.reward.likelihood.bias').dataSync()[0], Math.fround(0.1));
+  m.params.get('head.reward.likelihood.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 2));
+  const B = 2, T = 9, V = cfg.language.vocabSize;
+  const ids = Int32Array.from({ length: B * T }, (_, i) => 3 + ((i * 7) % (V - 3)));
+  const responseMask = Uint8Array.from([0, 0, 0, 0, 0, 1, 1, 1, 0, /**/ 0, 0, 0, 0, 0, 0, 1, 1, 1]);
+  const attentionMask = Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 0, /**/ 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  const input = { batch: B, length: T, ids, attentionMask, responseMask };
+  const { scores, hidden, logits } = tf.tidy(() => {
+    const h = m.forward(input).hidden;
+    return { scores: [...m.rewardScores(h, input).dataSync()], hidden: h.arraySync(), logits: m.lmLogits(h).arraySync() };
+  });
+  const col = (name: string) => [...m.params.get(name).dataSync()];
+  const [u, c, v, d] = [col('head.reward.weight'), col('head.reward.bias')[0]!, col('head.reward.likelihood.weight'), col('head.reward.likelihood.bias')[0]!];
+  const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+  for (let b = 0; b < B; b++) {
+    let want = 0;
+    for (let t2 = 1; t2 < T; t2++) {
+      const r = b * T + t2;
+      if (!responseMask[r]) continue;
+      const prev = logits[r - 1]!;
+      const max = Math.max(...prev);
+      const lse = max + Math.log(prev.reduce((s, z) => s + Math.exp(z - max), 0));
+      const lp = prev[ids[r]!]! - lse;
+      want += dot(u, hidden[r]!) + c + (dot(v, hidden[r]!) + d) * lp;
+    }
+    t.true(Math.abs(scores[b]! - want) < 1e-4 * Math.max(1, Math.abs(want)), `row ${b}: ${scores[b]} vs ${want}`);
+  }
+  m.dispose();
+  t.throws(() => resolveModelConfig({ heads: ['reward'], rewardLikelihood: true }, TINY_MODEL_CONFIG), { message: /needs the "lm" head/ });
 });
 
 /** A one-row input's reward score and the reward head's score at each of its positions. */

@@ -63,7 +63,7 @@ test('loadRewardTrunk: a rotary trunk has no position table to extend; it scores
   const block = rot.parameters().find((p) => p.name.startsWith('lm.') && p.name.includes('attn') && p.name.endsWith('.weight'))!.name;
   t.deepEqual(model.params.get(block).arraySync(), rot.params.get(block).arraySync());
   const ids = Int32Array.from({ length: 60 }, (_, i) => 5 + (i % 7));
-  const score = tf.tidy(() => model.rewardScores(model.forward({ batch: 1, length: 60, ids }).hidden, { batch: 1, length: 60 }).dataSync()[0]!);
+  const score = tf.tidy(() => model.rewardScores(model.forward({ batch: 1, length: 60, ids }).hidden, { batch: 1, length: 60, ids }).dataSync()[0]!);
   t.true(Number.isFinite(score));
   model.dispose();
   rot.dispose();
