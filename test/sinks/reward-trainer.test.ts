@@ -15,7 +15,7 @@ import type { Source, Stage } from '../../src/stream/stage.ts';
 import { Rng } from '../../src/stream/random.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { VICUNA_SYSTEM_PROMPT } from '../../src/model/chat-template.ts';
-import { saveCheckpoint } from '../../src/model/checkpoint.ts';
+import { loadModel, saveCheckpoint } from '../../src/model/checkpoint.ts';
 import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { loadRewardModel, scoreResponses } from '../../src/model/reward-model.ts';
@@ -149,6 +149,36 @@ test.serial('facts=false (vanilla RLHF) trains from the same code', async (t) =>
   const state = JSON.parse(await readFile(path.join(out, 'last', 'trainer_state.json'), 'utf8')) as { facts: boolean; step: number };
   t.false(state.facts);
   t.is(state.step, 30);
+});
+
+test.serial('likelihood=true, response-sum pooling: trains; the checkpoint keeps the LM head the scores read; a value model loads from it', async (t) => {
+  const out = path.join(root, 'run-likelihood');
+  const r = await train(out, { facts: false, steps: 30, likelihood: true, pooling: 'response-sum' });
+  t.true(r.summary.likelihood);
+  t.is(r.summary.pooling, 'response-sum');
+  t.true(r.summary.heldout!.accuracy > 0.7, `held-out accuracy ${r.summary.heldout!.accuracy}`);
+  const cfg = JSON.parse(await readFile(path.join(out, 'checkpoint', 'config.json'), 'utf8')) as { heads: string[]; rewardLikelihood?: boolean; rewardPooling?: string };
+  t.deepEqual(cfg.heads, ['reward', 'lm']);
+  t.true(cfg.rewardLikelihood);
+  t.is(cfg.rewardPooling, 'response-sum');
+  const rm = await loadRewardModel(path.join(out, 'checkpoint'));
+  t.true(rm.model.params.has('head.reward.likelihood.weight'));
+  const rec = HELDOUT[1]!;
+  const [good, bad] = await scoreResponses(rm.model, rm.tokenizer, [
+    { id: rec.id, pixels: null, turns: rec.conversations, response: rec.preference === 1 ? rec.output_1 : rec.output_2 },
+    { id: rec.id, pixels: null, turns: rec.conversations, response: rec.preference === 1 ? rec.output_2 : rec.output_1 },
+  ], { facts: false, seed: 11 });
+  t.true(good! > bad!, `preferred ${good} vs other ${bad}`);
+  rm.model.dispose();
+  // PPO's value model: the reward trunk with a fresh value head (the likelihood head is not needed there)
+  const { model: value } = await loadModel(path.join(out, 'checkpoint'), { heads: ['value'] });
+  t.true(value.params.has('head.value.weight'));
+  t.false(value.params.has('head.reward.likelihood.weight'));
+  value.dispose();
+  // a rerun with likelihood=false in the same folder starts fresh instead of resuming the other kind
+  const again = await train(out, { facts: false, steps: 2, likelihood: false, pooling: 'response-sum' });
+  t.is(again.summary.resumed_from, 0);
+  t.false(again.summary.likelihood);
 });
 
 test.serial('resume: a run stopped mid-way continues from last/ with the same metrics as an uninterrupted run', async (t) => {
