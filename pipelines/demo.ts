@@ -17,6 +17,7 @@ import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { deriveSeed } from '../src/stream/random.ts';
 import { loadPolicyAnswerer } from '../src/model/policy-answerer.ts';
 import { evaluateModel, type EvaluateModelResult } from '../transforms/evaluate-model.ts';
+import { rlPromptMode } from '../transforms/aokvqa-multichoice.ts';
 import { writeReport } from '../sinks/report.ts';
 
 const MODELS = [
@@ -41,6 +42,7 @@ export default definePipeline({
     rm_steps: { type: 'number', default: 60, min: 0, integer: true, description: 'reward-model steps (0: the reward pipeline\'s default, 120)' },
     ppo_steps: { type: 'number', default: 0, min: 0, integer: true, description: 'PPO steps per run (0: the PPO pipeline\'s default)' },
     kl_coef: { type: 'number', default: 0.1, min: 0, description: 'PPO KL coefficient (both runs)' },
+    aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the SFT mix (sft-train\'s aokvqa_mode); the RL prompts ask in the format it taught' },
     max_new_tokens: { type: 'number', default: 96, min: 1, integer: true, description: 'longest evaluation answer' },
   },
   async run(ctx) {
@@ -62,12 +64,13 @@ export default definePipeline({
       const world = at('world');
       await run('shapes-world', 'world', { ...opt('images', p.world_images), preference_per_image: p.preference_per_image });
       // sft-train reuses that world and makes the SFT mix
-      await run('sft-train', 'sft', { world, mix: at('sft-mix'), ...opt('world_images', p.world_images), ...opt('steps', p.sft_steps), ...(p.vision_steps >= 0 ? { vision_pretrain_steps: p.vision_steps } : {}) });
+      await run('sft-train', 'sft', { world, mix: at('sft-mix'), aokvqa_mode: p.aokvqa_mode, ...opt('world_images', p.world_images), ...opt('steps', p.sft_steps), ...(p.vision_steps >= 0 ? { vision_pretrain_steps: p.vision_steps } : {}) });
       await run('preference', 'preference', { world });
       for (const facts of [false, true]) {
         await run('reward-train', facts ? 'rm-fact' : 'rm-vanilla', { preferences: at('preference'), sft: at('sft'), world, facts, ...opt('steps', p.rm_steps) });
       }
-      await run('rl-prompts', 'rl-prompts', { world });
+      // A-OKVQA prompts in the format the SFT mix taught
+      await run('rl-prompts', 'rl-prompts', { world, aokvqa_mode: rlPromptMode(p.aokvqa_mode) });
       for (const facts of [false, true]) {
         const step = facts ? 'ppo-fact' : 'ppo-vanilla';
         await run('ppo', step, {

@@ -40,6 +40,7 @@ import { ppoTrainer, PPO_CHECKPOINT_DIR, PPO_METRICS_FILE, type PpoResult } from
 import { rolloutJournal } from '../sinks/rollout-journal.ts';
 import { shardSink } from '../sinks/shard-sink.ts';
 import { rewardScore } from '../transforms/reward-score.ts';
+import { rlPromptMode } from '../transforms/aokvqa-multichoice.ts';
 import { rollout, type RolloutRecord } from '../transforms/rollout.ts';
 
 async function exists(p: string): Promise<boolean> {
@@ -51,12 +52,13 @@ async function checkpointIn(dir: string): Promise<string> {
   return (await exists(path.join(dir, 'config.json'))) ? dir : path.join(dir, 'checkpoint');
 }
 
-/** `result` of a run's summary.json, when there is one. */
-async function runResult(dir: string): Promise<Record<string, unknown> | undefined> {
+/** `result` (or `params`) of a run's summary.json, when there is one. */
+async function runResult(dir: string, part: 'result' | 'params' = 'result'): Promise<Record<string, unknown> | undefined> {
   for (const d of [dir, path.dirname(dir)]) {
     try {
-      const s = JSON.parse(await readFile(path.join(d, 'summary.json'), 'utf8')) as { result?: Record<string, unknown> };
-      if (s.result && typeof s.result === 'object') return s.result;
+      const s = JSON.parse(await readFile(path.join(d, 'summary.json'), 'utf8')) as Record<string, unknown>;
+      const v = s[part];
+      if (v && typeof v === 'object') return v as Record<string, unknown>;
     } catch { /* no summary there */ }
   }
   return undefined;
@@ -125,7 +127,12 @@ export default definePipeline({
     const sftInfo = await runResult(sftRun);
     const rmInfo = await runResult(rmRun);
     const worldDir = typeof sftInfo?.world === 'string' ? sftInfo.world : path.resolve(p.world);
-    const prompts = p.prompts !== '' ? path.resolve(p.prompts) : (await ctx.ensure('rl-prompts', 'runs/rl-prompts', { world: worldDir })).out;
+    // default prompts ask A-OKVQA questions in the format the SFT mix taught (rlPromptMode)
+    const sftParams = await runResult(sftRun, 'params');
+    const promptMode = rlPromptMode(sftParams?.data === '' ? sftParams.aokvqa_mode : undefined);
+    const prompts = p.prompts !== '' ? path.resolve(p.prompts) : (await ctx.ensure('rl-prompts', 'runs/rl-prompts', { world: worldDir, aokvqa_mode: promptMode })).out;
+    // direct prompts ask for the bare letter: the correctness bonus then accepts it
+    const acceptBareLetter = (await runResult(prompts, 'params'))?.aokvqa_mode === 'direct';
     const imageRoot = p.images !== '' ? path.resolve(p.images) : path.join(worldDir, 'images');
     const rmFacts = typeof rmInfo?.facts === 'boolean' ? rmInfo.facts : undefined;
     const facts = p.facts === 'auto' ? rmFacts ?? true : p.facts === 'true';
@@ -165,7 +172,7 @@ export default definePipeline({
         }),
         rewardScore<RolloutRecord>({
           model: rm.model, tokenizer: rm.tokenizer, facts, factsAt: rm.factsAt, normalize, maxResponseTokens: p.max_response_tokens, images,
-          shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty },
+          shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty, acceptBareLetter },
         }),
         tee(journal.consume, { name: 'rollout-journal' }),
       ] as Stage<never, unknown>[];

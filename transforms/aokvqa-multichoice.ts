@@ -54,6 +54,17 @@ export const REASONING_INSTRUCTION = 'Explain your reasoning briefly, then state
 export const DEFAULT_AOKVQA_IMAGE_PATH = 'coco/{subtype}/{image_id:012}.jpg';
 export const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
+/**
+ * How RL prompts should ask A-OKVQA questions of a policy whose SFT mix used `sftMode`: as the
+ * SFT data taught it. A policy trained on direct answers alone has never seen the reasoning
+ * instruction and answers it with noise (measured: "The shapes purple Answer a large ...");
+ * a reasoning or mixed mix taught the reasoning format, which the RL correctness check reads.
+ * Unknown (data not made by sft-train): reasoning, DESIGN.md's default.
+ */
+export function rlPromptMode(sftMode: unknown): 'direct' | 'reasoning' {
+  return sftMode === 'direct' ? 'direct' : 'reasoning';
+}
+
 /** Null when the item can be asked as a multiple-choice question, else the reason. */
 export function checkMultichoice(item: AokvqaItem): string | null {
   const who = `question_id ${item.question_id}`;

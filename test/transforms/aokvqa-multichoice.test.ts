@@ -1,7 +1,7 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { aokvqaSource, type AokvqaItem } from '../../sources/aokvqa.ts';
-import { aokvqaMultichoice } from '../../transforms/aokvqa-multichoice.ts';
+import { aokvqaMultichoice, rlPromptMode } from '../../transforms/aokvqa-multichoice.ts';
 import { conversationSchema } from '../../schemas/conversation.ts';
 import { withOrigin } from '../../src/stream/origin.ts';
 import { readSource, runStage } from '../sources/harness.ts';
@@ -103,4 +103,11 @@ test('options are checked at the factory', (t) => {
   t.throws(() => aokvqaMultichoice({ mode: 'cot' as never }), { message: /option "mode"/ });
   t.throws(() => aokvqaMultichoice({ maxRounds: 0 }), { message: /option "maxRounds"/ });
   t.throws(() => aokvqaMultichoice({ imagePath: '/abs/{image_id}.jpg' }), { message: /option "imagePath"/ });
+});
+
+test('rlPromptMode: RL prompts ask in the format the SFT mix taught; reasoning when unknown', (t) => {
+  t.is(rlPromptMode('direct'), 'direct');
+  t.is(rlPromptMode('reasoning'), 'reasoning');
+  t.is(rlPromptMode('mixed'), 'reasoning', 'a mixed mix taught the reasoning answers too');
+  t.is(rlPromptMode(undefined), 'reasoning');
 });
