@@ -50,8 +50,7 @@ export function addLikelihoodHead(store: ParameterStore, width: number): void {
 
 /**
  * log p(ids[b, t] | ids[b, < t]) from the LM head, [batch * length]; 0 at t = 0 (nothing predicts
- * the first token). The gradient (onehot - softmax) of each row's next-token log-prob is written
- * directly, as in weightedCrossEntropy.
+ * the first token). Padding positions get values too; the pooling weights give them none.
  */
 export function tokenLogLikelihoods(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number): tf.Tensor1D {
   // row b*length + t predicts the token at t + 1; the last row of each sequence predicts nothing
