@@ -79,7 +79,8 @@ export const bench: BenchFn = async ({ quick }) => {
     const model = createModel(cfg, { seed: 1, label: 'policy' });
     const reference = createModel(cfg, { seed: 1, label: 'reference' });
     const value = createModel({ ...cfg, heads: ['value'] }, { seed: 2, label: 'value' });
-    const rm = createModel({ ...cfg, heads: ['reward'] }, { seed: 2, label: 'reward' });
+    // reward-train's default head: per-token scores weighing the LM head's likelihoods, summed over the response
+    const rm = createModel({ ...cfg, heads: ['reward', 'lm'], rewardLikelihood: true, rewardPooling: 'response-sum' }, { seed: 2, label: 'reward' });
     const images = createImageLoader({ size: cfg.vision.imageSize, root: dir });
     const policy = createLivePolicy({ model, tokenizer: tok, images });
     const journal = rolloutJournal<RolloutRecord>({ file: path.join(dir, 'rollouts.jsonl'), policy });
