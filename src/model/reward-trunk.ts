@@ -1,7 +1,8 @@
 /**
  * The reward model's starting point: the SFT checkpoint's trunk with a fresh reward head (the LM
- * head is kept only when the reward head reads token likelihoods, ModelConfig.rewardLikelihood). The reward prompt is longer than the policy's conversations (the response
- * is followed by the evaluation request and the captions), so the context can be extended: the
+ * head is kept only when the reward head reads token likelihoods, ModelConfig.rewardLikelihood).
+ * The reward prompt is longer than the policy's conversations (the response is followed by the
+ * evaluation request and the captions), so the context can be extended: the
  * learned position table grows, new positions starting as copies of the last trained one (a
  * neutral start that reward training then adapts), everything else copied unchanged.
  */
