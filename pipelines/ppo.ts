@@ -104,6 +104,7 @@ export default definePipeline({
     length_coef: { type: 'number', default: 10, description: 'length term coefficient: -length_coef x tokens / max_response_tokens x length_bonus' },
     correct_bonus: { type: 'number', default: 1, description: 'multiple-choice correctness bonus' },
     yes_no_bonus: { type: 'number', default: 0.5, description: '"No"-question bonus magnitude' },
+    reward_yes_questions: { type: 'boolean', default: false, description: 'also give the yes/no bonus on "Yes" questions (the reference rewards only "No" ones, which pulls a policy towards answering "no" to everything)' },
     no_eos_penalty: { type: 'number', default: -8, description: 'added when a response has no EOS' },
     temperature: { type: 'number', default: 1, min: 0, description: 'sampling temperature (LLaVA-RLHF: 1)' },
     top_p: { type: 'number', default: 1, min: 0, max: 1, description: 'nucleus sampling (LLaVA-RLHF: 1)' },
@@ -172,7 +173,7 @@ export default definePipeline({
         }),
         rewardScore<RolloutRecord>({
           model: rm.model, tokenizer: rm.tokenizer, facts, factsAt: rm.factsAt, normalize, maxResponseTokens: p.max_response_tokens, images,
-          shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty, acceptBareLetter },
+          shaping: { lengthCoef: p.length_coef, correctBonus: p.correct_bonus, yesNoBonus: p.yes_no_bonus, noEosPenalty: p.no_eos_penalty, acceptBareLetter, rewardYesQuestions: p.reward_yes_questions },
         }),
         tee(journal.consume, { name: 'rollout-journal' }),
       ] as Stage<never, unknown>[];
