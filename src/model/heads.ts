@@ -49,17 +49,48 @@ export function addLikelihoodHead(store: ParameterStore, width: number): void {
 }
 
 /**
- * log p(ids[b, t] | ids[b, < t]) from the LM head, [batch * length]; 0 at t = 0 (nothing predicts
- * the first token). Padding positions get values too; the pooling weights give them none.
+ * Scores of a likelihood-reading reward head, [batch]: the sum over positions t of
+ * weights[b, t] * (u.h_t + c + (v.h_t + d) * log p(ids[b, t] | ids[b, < t])), log p taken as 0 at
+ * t = 0 (nothing predicts the first token). Only the weighted positions go through the LM head:
+ * they are contiguous runs (the response), cut out with slices (whose gradient wasm has, unlike
+ * gather's), so a long reward prompt costs no logits for its image, captions and question.
  */
-export function tokenLogLikelihoods(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number): tf.Tensor1D {
-  // row b*length + t predicts the token at t + 1; the last row of each sequence predicts nothing
-  const next = new Int32Array(batch * length);
-  for (let b = 0; b < batch; b++) for (let t = 0; t + 1 < length; t++) next[b * length + t] = ids[b * length + t + 1]!;
-  const nextLp = tf.reshape(pickedLogprobs(lmLogits(store, config, hidden), tf.tensor1d(next, 'int32')), [batch, length]);
-  // shift right by one: position t holds the log-prob of its own token
-  const shifted = tf.concat([tf.zeros([batch, 1]), tf.slice(nextLp, [0, 0], [batch, length - 1])], 1);
-  return tf.reshape(shifted, [batch * length]);
+export function likelihoodRewardScores(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
+  const width = hidden.shape[1];
+  // runs [start, end) of weighted positions per row; a run at t = 0 is cut to its own piece
+  const runs: { b: number; start: number; end: number }[] = [];
+  for (let b = 0; b < batch; b++) {
+    let t = 0;
+    while (t < length) {
+      if (weights[b * length + t] === 0) { t++; continue; }
+      const start = t;
+      while (t < length && weights[b * length + t] !== 0 && !(t === 1 && start === 0)) t++;
+      runs.push({ b, start, end: t });
+    }
+  }
+  if (runs.length === 0) return tf.zeros([batch]) as tf.Tensor1D;
+  const n = runs.reduce((k, r) => k + r.end - r.start, 0);
+  const targets = new Int32Array(n);
+  const hasPrev = new Float32Array(n);
+  const pool = new Float32Array(batch * n);
+  let k = 0;
+  for (const r of runs) {
+    for (let t = r.start; t < r.end; t++, k++) {
+      targets[k] = ids[r.b * length + t]!;
+      hasPrev[k] = t > 0 ? 1 : 0;
+      pool[r.b * n + k] = weights[r.b * length + t]!;
+    }
+  }
+  const rows = (shift: number) => tf.concat(runs.map((r) => {
+    const from = r.start === 0 ? 0 : r.start + shift; // t = 0 has no previous row: its log p is masked to 0
+    return tf.slice(hidden, [r.b * length + from, 0], [r.end - r.start, width]);
+  })) as tf.Tensor2D;
+  const cur = rows(0);
+  const logp = tf.mul(pickedLogprobs(lmLogits(store, config, rows(-1)), tf.tensor1d(targets, 'int32')), tf.tensor1d(hasPrev));
+  const base = linear(cur, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
+  const gain = linear(cur, store.get('head.reward.likelihood.weight') as tf.Tensor2D, store.get('head.reward.likelihood.bias') as tf.Tensor1D);
+  const perToken = tf.add(base, tf.mul(gain, tf.reshape(logp, [n, 1]))) as tf.Tensor2D;
+  return tf.reshape(matMul(tf.tensor2d(pool, [batch, n]), perToken), [batch]);
 }
 
 /** Next-token logits [n, vocab] from hidden states [n, width]. */
@@ -71,18 +102,8 @@ export function lmLogits(store: ParameterStore, config: ModelConfig, hidden: tf.
   return matMul(hidden, store.get('head.lm.weight') as tf.Tensor2D);
 }
 
-/**
- * One score per row from the hidden states weighted by `weights` (rewardPoolingWeights): [batch].
- * With `logLikelihoods` ([batch * length], tokenLogLikelihoods) each position scores
- * u.h_t + c + (v.h_t + d) * logp_t before pooling.
- */
-export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array, logLikelihoods?: tf.Tensor1D): tf.Tensor1D {
-  if (logLikelihoods) {
-    const base = linear(hidden, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
-    const gain = linear(hidden, store.get('head.reward.likelihood.weight') as tf.Tensor2D, store.get('head.reward.likelihood.bias') as tf.Tensor1D);
-    const perToken = tf.add(tf.reshape(base, [batch, length]), tf.mul(tf.reshape(gain, [batch, length]), tf.reshape(logLikelihoods, [batch, length])));
-    return tf.sum(tf.mul(perToken, tf.tensor2d(weights, [batch, length])), 1) as tf.Tensor1D;
-  }
+/** One score per row from the hidden states weighted by `weights` (rewardPoolingWeights): [batch]. */
+export function rewardScores(store: ParameterStore, hidden: tf.Tensor2D, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
   const width = hidden.shape[1];
   // a row-weight product keeps the gradient a plain matmul (no gather gradient on wasm)
   const sel = tf.tensor3d(weights, [batch, 1, length]);

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../errors.ts';
 import { Rng } from '../stream/random.ts';
 import { imageTokenCount, initStdFor, type ModelConfig } from './config.ts';
-import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, rewardPoolingWeights, rewardScores, tokenLogLikelihoods, tokenValues } from './heads.ts';
+import { addHeadParameters, addScalarHead, scalarHeadStd, lmLogits, likelihoodRewardScores, rewardPoolingWeights, rewardScores, tokenValues } from './heads.ts';
 import { addLanguageParameters, attentionBias, embedTokens, positionIds, runDecoder, usesRotary, type KVCache } from './language-model.ts';
 import { rotaryTables } from './rotary.ts';
 import { batchMatMul, linear, matMul } from './ops.ts';
@@ -186,8 +186,9 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
     rewardScores(hidden, input) {
       if (!store.has('head.reward.weight')) throw new InvalidOptionError('model.heads', 'this model has no "reward" head');
       const weights = rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling, input.responseMask);
-      const logLikelihoods = cfg.rewardLikelihood ? tokenLogLikelihoods(store, cfg, hidden, input.ids, input.batch, input.length) : undefined;
-      return rewardScores(store, hidden, input.batch, input.length, weights, logLikelihoods);
+      return cfg.rewardLikelihood
+        ? likelihoodRewardScores(store, cfg, hidden, input.ids, input.batch, input.length, weights)
+        : rewardScores(store, hidden, input.batch, input.length, weights);
     },
     values(hidden, input) {
       if (!store.has('head.value.weight')) throw new InvalidOptionError('model.heads', 'this model has no "value" head');

@@ -138,6 +138,30 @@ test('likelihood-reading reward head: sum over the response of u.h + c + (v.h + 
     }
     t.true(Math.abs(scores[b]! - want) < 1e-4 * Math.max(1, Math.abs(want)), `row ${b}: ${scores[b]} vs ${want}`);
   }
+  // 'mean' pooling reads every real token, position 0 included, whose log p counts as 0
+  const meanCfg = { ...m.config, rewardPooling: 'mean' as const };
+  const mm = createModel(meanCfg, { seed: 4 });
+  for (const p of m.parameters()) mm.params.get(p.name).assign(p.variable);
+  const meanScores = tf.tidy(() => [...mm.rewardScores(mm.forward(input).hidden, input).dataSync()]);
+  for (let b = 0; b < B; b++) {
+    let want = 0;
+    let count = 0;
+    for (let t2 = 0; t2 < T; t2++) {
+      const r = b * T + t2;
+      if (!attentionMask[r]) continue;
+      count++;
+      let lp = 0;
+      if (t2 > 0) {
+        const prev = logits[r - 1]!;
+        const max = Math.max(...prev);
+        lp = prev[ids[r]!]! - (max + Math.log(prev.reduce((s, z) => s + Math.exp(z - max), 0)));
+      }
+      want += dot(u, hidden[r]!) + c + (dot(v, hidden[r]!) + d) * lp;
+    }
+    want /= count;
+    t.true(Math.abs(meanScores[b]! - want) < 1e-4 * Math.max(1, Math.abs(want)), `mean pooling, row ${b}: ${meanScores[b]} vs ${want}`);
+  }
+  mm.dispose();
   m.dispose();
   t.throws(() => resolveModelConfig({ heads: ['reward'], rewardLikelihood: true }, TINY_MODEL_CONFIG), { message: /needs the "lm" head/ });
 });
