@@ -29,7 +29,7 @@ export interface ModelInput {
   images?: Float32Array | null;
   /** [batch * imageTokens]: sequence position of each visual token; -1 for rows without image. */
   imagePositions?: Int32Array | null;
-  /** [batch * length]: 1 on each row's response tokens, which 'response' reward pooling averages. */
+  /** [batch * length]: 1 on each row's response tokens, which 'response' reward pooling averages and 'response-sum' sums. */
   responseMask?: Uint8Array | null;
 }
 

@@ -109,7 +109,7 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
   const example = {
     id: item.id,
     ids: Int32Array.from(enc.ids),
-    // no loss here: the mask marks the response, which 'response' reward pooling reads (rewardBatch)
+    // no loss here: the mask marks the response, which the response poolings read (rewardBatch)
     lossMask: responseMaskOf(enc.ids.length, enc.response),
     imagePositions: Int32Array.from(enc.imagePositions),
     pixels: item.pixels,
