@@ -90,14 +90,14 @@ export const bench: BenchFn = async ({ quick }) => {
     images: Float32Array.from({ length: B * px }, () => rng.normal()),
   };
   const opt = createAdamW(model.parameters(), { weightDecay: 0.01 });
-  trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+  await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
   const steps = quick ? 2 : 5;
   const times: number[] = [];
   const cpuTimes: number[] = [];
   for (let s = 0; s < steps; s++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+    await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
     times.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     cpuTimes.push((c.user + c.system) / 1000);

@@ -254,7 +254,7 @@ export default definePipeline({
     bar.stop();
     const { answers, ...scores } = report;
     await writeFile(path.join(ctx.out, 'heldout_answers.jsonl'), answers.map((a) => JSON.stringify(a)).join('\n') + '\n');
-    const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? heldoutLoss(model, heldout) : undefined);
+    const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? await heldoutLoss(model, heldout) : undefined);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     ctx.log(`sft-train: held-out yes/no ${pct(scores.yesno_accuracy)} (${scores.yesno.total}), multiple choice ${pct(scores.multichoice_accuracy)} (${scores.multichoice.total})`);
     model.dispose();

@@ -445,9 +445,9 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
     const examples: ResponseExample[] = kept.map((r, i) => ({ promptIds: encs[i]!.ids, imagePositions: encs[i]!.imagePositions, pixels: encs[i]!.pixels, responseIds: r.response_ids }));
     const whole = responseBatch(policy.model, examples, tok.padId);
     const needRef = kept.some((r) => !r.ref_logprobs || r.ref_logprobs.length === 0);
-    const computedRef = needRef ? responseLogprobs(reference, whole) : undefined;
+    const computedRef = needRef ? await responseLogprobs(reference, whole) : undefined;
     const refs = kept.map((r, i) => (r.ref_logprobs && r.ref_logprobs.length > 0 ? r.ref_logprobs : computedRef![i]!));
-    const oldValues = responseValues(value, whole);
+    const oldValues = await responseValues(value, whole);
     const oldLogprobs = kept.map((r) => r.logprobs);
 
     const klRows = kept.map((r, i) => klPerToken(r.logprobs, refs[i]!, s.klEstimator));
@@ -471,7 +471,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
         const ret = flat(returns);
 
         let pstats: tf.Tensor | undefined;
-        const pg = computeGradients(policy.model, () => {
+        const pg = await computeGradients(policy.model, () => {
           const { logprobs, entropy } = responseLogprobsTensor(policy.model, mrb, { entropy: true });
           const inputs = { logprobs, oldLogprobs: tf.tensor1d(oldLp), advantages: tf.tensor1d(advFlat), clipRange: s.clipRange };
           const loss = clippedPolicyLoss(inputs);
@@ -479,21 +479,21 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
           pstats = tf.keep(tf.stack([loss, policyClipFraction(inputs), approxKl(logprobs, inputs.oldLogprobs), ent]));
           return s.entropyCoef > 0 ? (tf.sub(loss, tf.mul(ent, s.entropyCoef)) as tf.Scalar) : loss;
         }, policyParams);
-        const [pl, cf, ak, en] = Array.from(pstats!.dataSync());
+        const [pl, cf, ak, en] = Array.from(await pstats!.data());
         pstats!.dispose();
-        const pApplied = applyGradients(policyOpt!, pg.grads, { lr, clipNorm: s.clipNorm });
+        const pApplied = await applyGradients(policyOpt!, pg.grads, { lr, clipNorm: s.clipNorm });
 
         let vstats: tf.Tensor | undefined;
-        const vg = computeGradients(value, () => {
+        const vg = await computeGradients(value, () => {
           const v = responseValuesTensor(value, mrb);
           const inputs = { values: v, oldValues: tf.tensor1d(oldV), returns: tf.tensor1d(ret), clipRange: s.valueClipRange };
           const loss = clippedValueLoss(inputs);
           vstats = tf.keep(tf.stack([loss, valueClipFraction(inputs)]));
           return tf.mul(loss, s.valueCoef) as tf.Scalar;
         }, valueParams);
-        const [vl, vc] = Array.from(vstats!.dataSync());
+        const [vl, vc] = Array.from(await vstats!.data());
         vstats!.dispose();
-        const vApplied = applyGradients(valueOpt!, vg.grads, { lr: valueLr, clipNorm: s.clipNorm });
+        const vApplied = await applyGradients(valueOpt!, vg.grads, { lr: valueLr, clipNorm: s.clipNorm });
 
         stats.policy.push(pl!); stats.clip.push(cf!); stats.akl.push(ak!); stats.ent.push(en!);
         stats.value.push(vl!); stats.vclip.push(vc!); stats.pgn.push(pApplied.gradNorm); stats.vgn.push(vApplied.gradNorm);

@@ -457,20 +457,23 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
           const t0 = performance.now();
           const n = chosen.length;
           const batch = rewardBatch(model, tokenizer, [...chosen, ...other]);
-          let accuracy = 0;
-          const { loss, grads } = computeGradients(model, () => {
+          let margins: tf.Tensor | undefined;
+          const { loss, grads } = await computeGradients(model, () => {
             const s = rewardForward(model, batch);
             const c = tf.slice(s, 0, n) as tf.Tensor1D;
             const o = tf.slice(s, n, n) as tf.Tensor1D;
-            const d = (tf.sub(c, o).dataSync() as Float32Array);
-            for (let i = 0; i < n; i++) accuracy += d[i]! > 0 ? 1 : 0;
-            accuracy /= n;
+            margins = tf.keep(tf.sub(c, o));
             return pairwiseRewardLoss(c, o, centering);
           });
+          const d = await margins!.data();
+          margins!.dispose();
+          let accuracy = 0;
+          for (let i = 0; i < n; i++) accuracy += d[i]! > 0 ? 1 : 0;
+          accuracy /= n;
           if (!Number.isFinite(loss)) {
             disposeGradients(grads);
             skipped++;
-          } else if (applyGradients(optimizer, grads, { lr: schedule(state.step), clipNorm }).skipped) skipped++;
+          } else if ((await applyGradients(optimizer, grads, { lr: schedule(state.step), clipNorm })).skipped) skipped++;
           const ms = performance.now() - t0;
           const real = realTokens(batch);
           state.step++;

@@ -157,16 +157,20 @@ async function trimMetrics(file: string, step: number): Promise<void> {
 }
 
 /** Mean loss over held-out batches, weighted by their loss tokens (forward only). */
-export function heldoutLoss(model: MultimodalModel, batches: readonly TrainBatch[]): number {
+export async function heldoutLoss(model: MultimodalModel, batches: readonly TrainBatch[]): Promise<number> {
   let sum = 0;
   let tokens = 0;
   for (const b of batches) {
-    const r = tf.tidy(() => {
-      const { loss, tokens: n } = supervisedLoss(model, b);
-      return { value: loss.dataSync()[0]!, n };
+    let n = 0;
+    const loss = tf.tidy(() => {
+      const r = supervisedLoss(model, b);
+      n = r.tokens;
+      return r.loss;
     });
-    sum += r.value * r.n;
-    tokens += r.n;
+    const value = (await loss.data())[0]!;
+    loss.dispose();
+    sum += value * n;
+    tokens += n;
   }
   return tokens > 0 ? sum / tokens : NaN;
 }
@@ -292,7 +296,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       } else {
         const batch = collate(examples, collateOptions);
         real = realTokens(batch);
-        r = trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm, params: trainable });
+        r = await trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm, params: trainable });
       }
       const ms = performance.now() - t0;
       state.step++;
@@ -314,7 +318,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       const last = state.step === steps;
       const evalNow = heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last);
       if (evalNow) {
-        lastHeldout = heldoutLoss(model, heldout);
+        lastHeldout = await heldoutLoss(model, heldout);
         await log(lastHeldout);
       } else if (state.step % logEvery === 0 || last) await log();
       if ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || last) await save();
@@ -323,11 +327,11 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
     if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
     if (stepsHere > 0 && state.step < steps) {
       // the data ran out before `steps`: still end with a checkpoint and a held-out loss
-      if (heldout.length > 0) lastHeldout = heldoutLoss(model, heldout);
+      if (heldout.length > 0) lastHeldout = await heldoutLoss(model, heldout);
       await log(lastHeldout);
       await save();
     } else if (stepsHere === 0 && heldout.length > 0) {
-      lastHeldout = heldoutLoss(model, heldout);
+      lastHeldout = await heldoutLoss(model, heldout);
     }
     bar?.stop();
     return {

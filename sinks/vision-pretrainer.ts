@@ -73,11 +73,11 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
   const heldout = options.heldout ?? [];
   const metricsFile = path.join(out, VISION_METRICS_FILE);
 
-  const evaluate = (head: ReturnType<typeof createTagHead>): TagScores & { images: number } => {
+  const evaluate = async (head: ReturnType<typeof createTagHead>): Promise<TagScores & { images: number }> => {
     const probs: number[] = [];
     for (let i = 0; i < heldout.length; i += 64) {
       const part = heldout.slice(i, i + 64);
-      probs.push(...predictTags(model, head, flatten(part, 'pixels'), part.length));
+      probs.push(...await predictTags(model, head, flatten(part, 'pixels'), part.length));
     }
     return { ...scoreTags(probs, flatten(heldout, 'tags'), options.tags), images: heldout.length };
   };
@@ -105,8 +105,8 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
           const t0 = performance.now();
           const pixels = flatten(items, 'pixels');
           const tags = flatten(items, 'tags');
-          const { loss, grads } = computeGradients(model, () => tagLoss(model, head, pixels, tags, items.length), params);
-          applyGradients(optimizer, grads, { lr: schedule(step), clipNorm: options.clipNorm ?? 1 });
+          const { loss, grads } = await computeGradients(model, () => tagLoss(model, head, pixels, tags, items.length), params);
+          await applyGradients(optimizer, grads, { lr: schedule(step), clipNorm: options.clipNorm ?? 1 });
           ms += performance.now() - t0;
           step++;
           images += items.length;
@@ -114,7 +114,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
           bar?.update(step, `step ${step}/${steps} loss ${loss.toFixed(4)}`);
           const last = step === steps;
           const evalNow = heldout.length > 0 && ((evalEvery > 0 && step % evalEvery === 0) || last);
-          if (evalNow) scores = evaluate(head);
+          if (evalNow) scores = await evaluate(head);
           if (evalNow || step % logEvery === 0 || last) {
             lastLoss = iSteps > 0 ? iLoss / iSteps : lastLoss;
             const line = { step, loss: lastLoss, lr: schedule(step - 1), elapsed_s: Math.round(performance.now() - began) / 1000, ...(evalNow && scores ? { heldout: scores } : {}) };
@@ -123,7 +123,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
           }
         }
         if (ctx.signal.aborted) throw new AbortedError('vision pretraining was aborted', { cause: ctx.signal.reason });
-        if (step > 0 && step < steps && heldout.length > 0) scores = evaluate(head);
+        if (step > 0 && step < steps && heldout.length > 0) scores = await evaluate(head);
       } finally {
         bar?.stop();
         optimizer.dispose();

@@ -130,7 +130,7 @@ export function rollout(options: RolloutOptions): Stage<readonly RlPrompt[], Rol
     let refs: number[][] | undefined;
     if (reference) {
       const rb = responseBatch(reference, items.map(({ enc }, b) => ({ promptIds: enc.ids, imagePositions: enc.imagePositions, pixels: enc.pixels, responseIds: results[b]!.tokens })), tok.padId);
-      refs = responseLogprobs(reference, rb);
+      refs = await responseLogprobs(reference, rb);
     }
     const t2 = performance.now();
     let tokens = 0;

@@ -35,9 +35,9 @@ export interface SaveCheckpointOptions {
 }
 
 /** Weights (or any tensors) as F32 safetensors entries, in the given order. */
-export function tensorsToSafe(entries: Iterable<[string, tf.Tensor]>): Map<string, SafeTensor> {
+export async function tensorsToSafe(entries: Iterable<[string, tf.Tensor]>): Promise<Map<string, SafeTensor>> {
   const out = new Map<string, SafeTensor>();
-  for (const [name, t] of entries) out.set(name, { dtype: 'F32', shape: [...t.shape], data: Float32Array.from(t.dataSync() as Float32Array) });
+  for (const [name, t] of entries) out.set(name, { dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.data() as Float32Array) });
   return out;
 }
 
@@ -54,13 +54,13 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   const tmp = `${dir}.tmp-${tag}`;
   await mkdir(tmp, { recursive: true });
   try {
-    await writeSafetensors(path.join(tmp, WEIGHTS_FILE), tensorsToSafe(model.parameters().map((p) => [p.name, p.variable])), { format: 'pt', producer: 'factflow' });
+    await writeSafetensors(path.join(tmp, WEIGHTS_FILE), await tensorsToSafe(model.parameters().map((p) => [p.name, p.variable])), { format: 'pt', producer: 'factflow' });
     await writeFile(path.join(tmp, CONFIG_FILE), JSON.stringify(model.config, null, 2) + '\n');
     await writeFile(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.json));
     await writeFile(path.join(tmp, 'tokenizer_config.json'), JSON.stringify(tokenizer.config, null, 2) + '\n');
     const state: Record<string, unknown> = { ...(options.state ?? {}) };
     if (optimizer) {
-      const s = optimizer.state();
+      const s = await optimizer.state();
       const moments = new Map<string, SafeTensor>([...s.moments].map(([k, x]) => [k, { dtype: 'F32', shape: x.shape, data: x.data }]));
       await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), moments, { step: String(s.step) });
       state.optimizer = { step: s.step, options: optimizer.options };

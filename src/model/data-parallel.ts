@@ -128,7 +128,7 @@ export async function createDataParallel(model: MultimodalModel, options: DataPa
       const remote = parts.slice(1);
       remote.forEach((batch, k) => handles[k]!.worker.postMessage({ type: 'step', batch }));
       let mainTokens = 0;
-      const mine = computeGradients(model, () => {
+      const mine = await computeGradients(model, () => {
         const r = supervisedLoss(model, parts[0]!);
         mainTokens = r.tokens;
         return r.loss;
@@ -166,7 +166,7 @@ export async function createDataParallel(model: MultimodalModel, options: DataPa
         disposeGradients(combined);
         return { loss, gradNorm: NaN, tokens, skipped: true };
       }
-      const { gradNorm, skipped } = applyGradients(optimizer, combined, applyOptions);
+      const { gradNorm, skipped } = await applyGradients(optimizer, combined, applyOptions);
       return { loss, gradNorm, tokens, skipped };
     },
     async close() {

@@ -158,7 +158,7 @@ export async function generate(model: MultimodalModel, requests: readonly Genera
   const vocab = cfg.language.vocabSize;
 
   /** Logits [batch, vocab] at each row's last position, plus the cache when used. */
-  const step = (input: ModelInput, past: KVCache | undefined): { logits: Float32Array; cache?: KVCache } => {
+  const step = async (input: ModelInput, past: KVCache | undefined): Promise<{ logits: Float32Array; cache?: KVCache }> => {
     let meta: Omit<KVCache, 'layers'> | undefined;
     // only tensors leave the tidy: it walks its result, and typed arrays element by element
     const out = tf.tidy(() => {
@@ -172,7 +172,7 @@ export async function generate(model: MultimodalModel, requests: readonly Genera
       }
       return { logits };
     }) as unknown as { logits: tf.Tensor2D; layers?: KVCache['layers'] };
-    const data = out.logits.dataSync() as Float32Array;
+    const data = await out.logits.data() as Float32Array;
     out.logits.dispose();
     return { logits: data, cache: out.layers && meta ? { ...meta, layers: out.layers } : undefined };
   };
@@ -183,7 +183,7 @@ export async function generate(model: MultimodalModel, requests: readonly Genera
     };
     for (let t = 0; t < maxNew; t++) {
       if (options.signal?.aborted) throw new AbortedError('generation was aborted', { cause: options.signal.reason });
-      const r = step(input, cache);
+      const r = await step(input, cache);
       if (useCache) { disposeCache(cache); cache = r.cache; }
       const next = new Int32Array(batch);
       for (let b = 0; b < batch; b++) {

@@ -22,7 +22,7 @@ try {
   const weights = new Float32Array(data.weights);
   const grads = new Float32Array(data.grads);
   const index = new Map(data.names.map((n, i) => [n, i]));
-  port.on('message', (msg: { type: 'step'; batch: TrainBatch }) => {
+  port.on('message', async (msg: { type: 'step'; batch: TrainBatch }) => {
     try {
       tf.tidy(() => {
         params.forEach((p) => {
@@ -31,7 +31,7 @@ try {
         });
       });
       let tokens = 0;
-      const r = computeGradients(model, () => {
+      const r = await computeGradients(model, () => {
         const s = supervisedLoss(model, msg.batch);
         tokens = s.tokens;
         return s.loss;

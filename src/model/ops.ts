@@ -53,7 +53,33 @@ export function weightGrad(x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(tf.transpose(x), g);
 }
 
-/** `a @ b` for 2-D tensors; gradients `dy @ b^T` and `a^T @ dy` with explicit transposes. */
+/**
+ * Sum of many same-shaped tensors in groups of 8: one AddN over every gradient needs a storage
+ * buffer per input, and WebGPU allows 16 per shader (Dawn on an H200 rejected 69; the sum came back wrong).
+ */
+export function sumMany<T extends tf.Tensor>(xs: readonly T[]): T {
+  let level: tf.Tensor[] = [...xs];
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 8) {
+      const part = level.slice(i, i + 8);
+      next.push(part.length === 1 ? part[0]! : tf.addN(part));
+    }
+    level = next;
+  }
+  return level[0] as T;
+}
+
+/** [dy @ w^T, x^T @ dy], the input and weight gradients of x @ w (see matMul for the choice of form). */
+function productGrads(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
+  if (tf.getBackend() !== 'wasm') return [tf.matMul(dy, w, false, true), tf.matMul(x, dy, true, false)];
+  return [tf.matMul(dy, tf.transpose(w)), weightGrad(x, dy)];
+}
+
+/**
+ * `a @ b` for 2-D tensors; gradients `dy @ b^T` and `a^T @ dy`, with explicit transposes on wasm
+ * (its transposed products are 5-6x slower) and transpose flags elsewhere (a GPU reads them free).
+ */
 export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const op = customOp(([x, w], save) => {
     save([x, w]);
@@ -61,7 +87,7 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), weightGrad(xs, dy as tf.Tensor2D)];
+        return productGrads(dy as tf.Tensor2D, xs, ws);
       },
     };
   });
@@ -98,6 +124,7 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
       value: rawBatchMatMul(x as tf.Tensor3D, w as tf.Tensor3D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor3D, tf.Tensor3D];
+        if (tf.getBackend() !== 'wasm') return [tf.matMul(dy as tf.Tensor3D, ws, false, true), tf.matMul(xs, dy as tf.Tensor3D, true, false)];
         return [
           rawBatchMatMul(dy as tf.Tensor3D, transposeLast2(ws)),
           rawBatchMatMul(transposeLast2(xs), dy as tf.Tensor3D),
@@ -112,7 +139,7 @@ export type Activation = 'linear' | 'relu';
 
 /**
  * `x @ w + bias`, optionally followed by relu, as one fused kernel forward; the backward pass
- * uses explicit transposes. x [n, in], w [in, out], bias [out].
+ * as matMul's. x [n, in], w [in, out], bias [out].
  */
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activation: Activation = 'linear'): tf.Tensor2D {
   if (bias === undefined) {
@@ -127,7 +154,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activ
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
         const g = (ys === undefined ? dy : tf.mul(dy, tf.step(ys))) as tf.Tensor2D;
-        return [tf.matMul(g, tf.transpose(ws)), weightGrad(xs, g), columnSum(g)];
+        return [...productGrads(g, xs, ws), columnSum(g)];
       },
     };
   });

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../errors.ts';
 import type { AdamW } from './adamw.ts';
 import type { ModelInput, MultimodalModel } from './multimodal-model.ts';
-import { embedding, weightedCrossEntropy } from './ops.ts';
+import { embedding, sumMany, weightedCrossEntropy } from './ops.ts';
 import type { Parameter } from './parameters.ts';
 
 /**
@@ -59,11 +59,15 @@ export interface Gradients {
   grads: Map<string, tf.Tensor>;
 }
 
-/** Runs `lossFn` under autodiff for `params` (default: all of the model's). */
-export function computeGradients(model: MultimodalModel, lossFn: () => tf.Scalar, params: readonly Parameter[] = model.parameters()): Gradients {
+/**
+ * Runs `lossFn` under autodiff for `params` (default: all of the model's). Async, as every read
+ * of a tensor here: the webgpu backend cannot read synchronously under Node (its dataSync needs
+ * a browser's OffscreenCanvas).
+ */
+export async function computeGradients(model: MultimodalModel, lossFn: () => tf.Scalar, params: readonly Parameter[] = model.parameters()): Promise<Gradients> {
   const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
   const { value, grads } = tf.variableGrads(lossFn, params.map((p) => p.variable));
-  const loss = value.dataSync()[0]!;
+  const loss = (await value.data())[0]!;
   value.dispose();
   const out = new Map<string, tf.Tensor>();
   for (const [varName, g] of Object.entries(grads)) out.set(byVar.get(varName) ?? varName, g);
@@ -76,7 +80,7 @@ export function disposeGradients(grads: Map<string, tf.Tensor>): void {
 }
 
 /** sqrt(sum of squares) over every gradient. */
-export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
   if (['wasm', 'cpu'].includes(tf.getBackend())) {
     // host memory anyway: a JS pass beats two kernels per gradient
@@ -87,7 +91,10 @@ export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
     }
     return Math.sqrt(sum);
   }
-  return tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+  const norm = tf.tidy(() => tf.sqrt(sumMany([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  const value = (await norm.data())[0]!;
+  norm.dispose();
+  return value;
 }
 
 export interface ApplyOptions {
@@ -100,8 +107,8 @@ export interface ApplyOptions {
  * Clips and applies gradients, then disposes them. A non-finite norm skips the update
  * (`skipped: true`) so one bad batch cannot poison the weights.
  */
-export function applyGradients(optimizer: AdamW, grads: Map<string, tf.Tensor>, options: ApplyOptions): { gradNorm: number; skipped: boolean } {
-  const gradNorm = globalNorm(grads);
+export async function applyGradients(optimizer: AdamW, grads: Map<string, tf.Tensor>, options: ApplyOptions): Promise<{ gradNorm: number; skipped: boolean }> {
+  const gradNorm = await globalNorm(grads);
   let skipped = false;
   if (!Number.isFinite(gradNorm)) skipped = true;
   else {
@@ -130,9 +137,9 @@ export function trainableParameters(model: MultimodalModel, frozen: readonly str
 }
 
 /** One supervised step on `batch`: masked cross-entropy, clipping, AdamW. Leaks no tensors. */
-export function trainStep(model: MultimodalModel, optimizer: AdamW, batch: TrainBatch, options: ApplyOptions & { params?: readonly Parameter[] }): StepResult {
+export async function trainStep(model: MultimodalModel, optimizer: AdamW, batch: TrainBatch, options: ApplyOptions & { params?: readonly Parameter[] }): Promise<StepResult> {
   let tokens = 0;
-  const { loss, grads } = computeGradients(model, () => {
+  const { loss, grads } = await computeGradients(model, () => {
     const r = supervisedLoss(model, batch);
     tokens = r.tokens;
     return r.loss;
@@ -141,6 +148,6 @@ export function trainStep(model: MultimodalModel, optimizer: AdamW, batch: Train
     disposeGradients(grads);
     return { loss, gradNorm: NaN, tokens, skipped: true };
   }
-  const { gradNorm, skipped } = applyGradients(optimizer, grads, options);
+  const { gradNorm, skipped } = await applyGradients(optimizer, grads, options);
   return { loss, gradNorm, tokens, skipped };
 }

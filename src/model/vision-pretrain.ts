@@ -100,6 +100,9 @@ export function scoreTags(probabilities: ArrayLike<number>, labels: ArrayLike<nu
 }
 
 /** Tag probabilities [count * tags] (forward only). */
-export function predictTags(model: MultimodalModel, head: TagHead, pixels: Float32Array, count: number): Float32Array {
-  return tf.tidy(() => tf.sigmoid(tagLogits(model, head, pixels, count)).dataSync() as Float32Array);
+export async function predictTags(model: MultimodalModel, head: TagHead, pixels: Float32Array, count: number): Promise<Float32Array> {
+  const probs = tf.tidy(() => tf.sigmoid(tagLogits(model, head, pixels, count)));
+  const data = await probs.data() as Float32Array;
+  probs.dispose();
+  return data;
 }

@@ -87,17 +87,17 @@ export function splitRows(flat: ArrayLike<number>, offsets: readonly number[]): 
 }
 
 /** Per-example response log-probs under `model`, as plain arrays (no gradient). */
-export function responseLogprobs(model: MultimodalModel, rb: ResponseBatch): number[][] {
+export async function responseLogprobs(model: MultimodalModel, rb: ResponseBatch): Promise<number[][]> {
   const t = tf.tidy(() => responseLogprobsTensor(model, rb).logprobs);
-  const data = t.dataSync() as Float32Array;
+  const data = await t.data() as Float32Array;
   t.dispose();
   return splitRows(data, rb.offsets);
 }
 
 /** Per-example values under a value model, as plain arrays (no gradient). */
-export function responseValues(model: MultimodalModel, rb: ResponseBatch): number[][] {
+export async function responseValues(model: MultimodalModel, rb: ResponseBatch): Promise<number[][]> {
   const t = tf.tidy(() => responseValuesTensor(model, rb));
-  const data = t.dataSync() as Float32Array;
+  const data = await t.data() as Float32Array;
   t.dispose();
   return splitRows(data, rb.offsets);
 }

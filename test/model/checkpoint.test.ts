@@ -56,14 +56,16 @@ test.serial('resume: optimizer state restored, the next steps equal an uninterru
   const optA = createAdamW(a.parameters(), { weightDecay: 0.1 });
   for (let s = 0; s < 3; s++) trainStep(a, optA, batch(s), { lr: 1e-2, clipNorm: 1 });
   await saveCheckpoint(dir, { model: a, tokenizer: tok, optimizer: optA, state: { step: 3 } });
-  const lossesA = [3, 4].map((s) => trainStep(a, optA, batch(s), { lr: 1e-2, clipNorm: 1 }).loss);
+  const lossesA: number[] = [];
+  for (const s of [3, 4]) lossesA.push((await trainStep(a, optA, batch(s), { lr: 1e-2, clipNorm: 1 })).loss);
 
   const { model: b, checkpoint } = await loadModel(dir);
   const optB = createAdamW(b.parameters(), checkpoint.optimizer!.options);
   restoreOptimizer(optB, checkpoint);
   t.is(optB.step, 3);
   t.is(checkpoint.state.step, 3);
-  const lossesB = [3, 4].map((s) => trainStep(b, optB, batch(s), { lr: 1e-2, clipNorm: 1 }).loss);
+  const lossesB: number[] = [];
+  for (const s of [3, 4]) lossesB.push((await trainStep(b, optB, batch(s), { lr: 1e-2, clipNorm: 1 })).loss);
   t.deepEqual(lossesB, lossesA);
   t.deepEqual(weightBytes(b), weightBytes(a));
   a.dispose(); b.dispose(); optA.dispose(); optB.dispose();

@@ -30,15 +30,15 @@ function batch(seed: number): TrainBatch {
   };
 }
 
-test.serial('overfits one batch: loss falls far; memory stays flat across steps', (t) => {
+test.serial('overfits one batch: loss falls far; memory stays flat across steps', async (t) => {
   const m = createModel(cfg, { seed: 2 });
   const opt = createAdamW(m.parameters(), { weightDecay: 0.01 });
   const b = batch(1);
-  const first = trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
+  const first = await trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
   const tensors = tf.memory().numTensors;
   let last = first;
   for (let s = 0; s < 60; s++) {
-    last = trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
+    last = await trainStep(m, opt, b, { lr: 1e-2, clipNorm: 1 });
     t.is(tf.memory().numTensors, tensors);
   }
   t.is(first.tokens, 4 + 3 * 7); // row 0: answer tokens 9..12 (then padding); rows 1-3: 9..15
@@ -82,12 +82,12 @@ test.serial('weighted loss: a 0/1 mask gives the plain token mean; turn weights 
   m.dispose();
 });
 
-test.serial('clipping: the reported norm is before clipping; the applied update equals lr * clipped Adam step', (t) => {
+test.serial('clipping: the reported norm is before clipping; the applied update equals lr * clipped Adam step', async (t) => {
   const store = createParameterStore(new Rng(1), 'clip');
   const w = store.add('w', 'w', [2], { kind: 'zeros' });
   const opt = createAdamW(store.list(), { beta1: 0.9, beta2: 0.999, eps: 1e-8 });
   const grads = new Map([['w', tf.tensor1d([3, 4])]]);
-  const r = applyGradients(opt, grads, { lr: 0.1, clipNorm: 1 });
+  const r = await applyGradients(opt, grads, { lr: 0.1, clipNorm: 1 });
   t.true(Math.abs(r.gradNorm - 5) < 1e-6);
   // first Adam step: mhat/sqrt(vhat) = sign(g) (for any scaling), so w = -lr * sign(g)
   const v = w.dataSync();
@@ -116,21 +116,21 @@ test.serial('AdamW: decoupled weight decay only on matrices; two steps match a h
   store.dispose(); opt.dispose();
 });
 
-test.serial('a non-finite gradient skips the update', (t) => {
+test.serial('a non-finite gradient skips the update', async (t) => {
   const store = createParameterStore(new Rng(1), 'nan');
   const w = store.add('w', 'w', [2], { kind: 'ones' });
   const opt = createAdamW(store.list());
-  const r = applyGradients(opt, new Map([['w', tf.tensor1d([NaN, 1])]]), { lr: 0.1 });
+  const r = await applyGradients(opt, new Map([['w', tf.tensor1d([NaN, 1])]]), { lr: 0.1 });
   t.true(r.skipped);
   t.deepEqual([...w.dataSync()], [1, 1]);
   t.is(opt.step, 0);
   store.dispose(); opt.dispose();
 });
 
-test.serial('computeGradients serves any loss (reward-style) and covers every parameter', (t) => {
+test.serial('computeGradients serves any loss (reward-style) and covers every parameter', async (t) => {
   const m = createModel(cfg, { seed: 3 });
   const b = batch(2);
-  const { loss, grads } = computeGradients(m, () => {
+  const { loss, grads } = await computeGradients(m, () => {
     const { hidden } = m.forward(b);
     return tf.mean(m.rewardScores(hidden, b)) as tf.Scalar;
   }, m.parameters().filter((p) => !p.name.startsWith('head.lm') && !p.name.startsWith('head.value')));
@@ -153,21 +153,38 @@ test('cosine schedule: warmup, peak, half-way, floor', (t) => {
   t.regex(e!.message, /schedule\.warmupSteps/);
 });
 
-test.serial('AdamW: the JS (CPU backends) and tensor (GPU backends) implementations agree', (t) => {
-  const run = (impl: 'js' | 'tensor') => {
+test.serial('AdamW: the JS (CPU backends), per-tensor and flat (GPU backends) implementations agree; state round-trips', async (t) => {
+  const run = async (impl: 'js' | 'tensor' | 'flat', skipB = -1) => {
     const store = createParameterStore(new Rng(4), `impl-${impl}`);
     store.add('w', 'w', [3, 2], { kind: 'normal', std: 1 });
     store.add('b', 'w', [2], { kind: 'normal', std: 1 });
+    store.add('big', 'w', [257, 256], { kind: 'normal', std: 1 }); // over FLAT_MAX_ELEMENTS: updated on its own under 'flat'
     const opt = createAdamW(store.list(), { weightDecay: 0.05, impl });
     const g = new Rng(8);
     for (let s = 0; s < 3; s++) {
-      const grads = new Map<string, tf.Tensor>([['w', tf.randomNormal([3, 2], 0, 1, 'float32', g.int(1000))], ['b', tf.randomNormal([2], 0, 1, 'float32', g.int(1000))]]);
-      applyGradients(opt, grads, { lr: 0.05, clipNorm: 0.5 });
+      const grads = new Map<string, tf.Tensor>([['w', tf.randomNormal([3, 2], 0, 1, 'float32', g.int(1000))], ['b', tf.randomNormal([2], 0, 1, 'float32', g.int(1000))], ['big', tf.randomNormal([257, 256], 0, 1, 'float32', g.int(1000))]]);
+      if (s === skipB) grads.get('b')!.dispose(), grads.delete('b'); // a parameter without a gradient this step
+      await applyGradients(opt, grads, { lr: 0.05, clipNorm: 0.5 });
     }
-    const out = [...store.get('w').dataSync(), ...store.get('b').dataSync(), ...opt.state().moments.get('v.w')!.data];
-    store.dispose(); opt.dispose();
+    const state = await opt.state();
+    const out = [...store.get('w').dataSync(), ...store.get('b').dataSync(), ...state.moments.get('v.w')!.data, ...state.moments.get('m.b')!.data, ...state.moments.get('v.b')!.data,
+      ...store.get('big').dataSync().slice(0, 300), ...state.moments.get('v.big')!.data.slice(-300)];
+    // load(state()) into a fresh optimizer gives back the same moments
+    const again = createAdamW(store.list(), { weightDecay: 0.05, impl });
+    again.load(state);
+    const back = await again.state();
+    t.deepEqual([...back.moments.get('m.w')!.data], [...state.moments.get('m.w')!.data]);
+    t.deepEqual([...back.moments.get('v.b')!.data], [...state.moments.get('v.b')!.data]);
+    t.deepEqual([...back.moments.get('m.big')!.data], [...state.moments.get('m.big')!.data]);
+    store.dispose(); opt.dispose(); again.dispose();
     return out;
   };
-  const a = run('js'), b = run('tensor');
-  a.forEach((x, i) => t.true(Math.abs(x - b[i]!) < 1e-5 * (1 + Math.abs(x)), `${i}: ${x} vs ${b[i]}`));
+  const close = (a: number[], b: number[]) => a.forEach((x, i) => t.true(Math.abs(x - b[i]!) < 1e-5 * (1 + Math.abs(x)), `${i}: ${x} vs ${b[i]}`));
+  const js = await run('js');
+  close(js, await run('tensor'));
+  close(js, await run('flat'));
+  const jsSkip = await run('js', 1);
+  t.notDeepEqual(jsSkip, js);
+  close(jsSkip, await run('tensor', 1));
+  close(jsSkip, await run('flat', 1));
 });

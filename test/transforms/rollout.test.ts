@@ -82,7 +82,7 @@ test('log-probs agree with a full forward pass; with the policy as reference, re
     const enc = policy.encodeIds(r);
     return { promptIds: enc.ids, imagePositions: enc.imagePositions, pixels: null, responseIds: r.response_ids };
   }), tok.padId);
-  const full = responseLogprobs(model, rb);
+  const full = await responseLogprobs(model, rb);
   out.forEach((r, b) => {
     r.logprobs.forEach((lp, i) => t.true(Math.abs(lp - full[b]![i]!) < 1e-4, `${lp} vs ${full[b]![i]}`));
     r.ref_logprobs.forEach((lp, i) => t.true(Math.abs(lp - full[b]![i]!) < 1e-5));
