@@ -97,6 +97,8 @@ export interface RewardTrainerOptions {
   pooling?: RewardPooling;
   /** The reward head also weighs each token's likelihood under the trunk's LM head (ModelConfig.rewardLikelihood); default false. */
   likelihood?: boolean;
+  /** With likelihood and facts: each response token that occurs in the captions adds (w.h + g) (ModelConfig.rewardFactMatch); default false. */
+  factMatch?: boolean;
   /** Folder the records' image paths are relative to. */
   imageRoot: string;
   /** Optimizer steps (one batch each); also the cosine schedule's length. */
@@ -147,6 +149,7 @@ export interface RewardTrainerSummary {
   facts_at: FactsPlacement;
   pooling: RewardPooling;
   likelihood: boolean;
+  fact_match: boolean;
   steps: number;
   resumed_from: number;
   /** Step of the kept (best) checkpoint. */
@@ -177,6 +180,7 @@ interface TrainerState {
   facts_at: FactsPlacement;
   pooling: RewardPooling;
   likelihood: boolean;
+  fact_match?: boolean;
   best_step: number;
   best_accuracy: number;
   best_loss: number;
@@ -285,6 +289,10 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (!REWARD_POOLINGS.includes(pooling)) throw new InvalidOptionError('pooling', `must be one of ${REWARD_POOLINGS.join(', ')}, got ${JSON.stringify(pooling)}`);
   const likelihood = options.likelihood ?? false;
   if (typeof likelihood !== 'boolean') throw new InvalidOptionError('likelihood', `must be true or false, got ${JSON.stringify(likelihood)}`);
+  const factMatch = options.factMatch ?? false;
+  if (typeof factMatch !== 'boolean') throw new InvalidOptionError('factMatch', `must be true or false, got ${JSON.stringify(factMatch)}`);
+  if (factMatch && !likelihood) throw new InvalidOptionError('factMatch', 'the caption-match term is part of the likelihood-reading head', { fix: 'set likelihood=true too, or fact_match=false' });
+  if (factMatch && !options.facts) throw new InvalidOptionError('factMatch', 'without facts there are no captions to match', { fix: 'set facts=true, or fact_match=false' });
   if (!FACTS_PLACEMENTS.includes(factsAt)) throw new InvalidOptionError('factsAt', `must be one of ${FACTS_PLACEMENTS.join(', ')}, got ${JSON.stringify(factsAt)}`);
   if (typeof options.imageRoot !== 'string' || options.imageRoot === '') throw new InvalidOptionError('imageRoot', 'expected the image folder');
   const steps = nonNegativeInt('steps', options.steps, false);
@@ -318,7 +326,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       let resuming = options.resume !== false && (await exists(path.join(lastDir, 'config.json')));
       if (resuming) {
         // a run of the other kind (facts on/off) in this folder is not continued but replaced
-        let saved: { facts?: unknown; facts_at?: unknown; pooling?: unknown; likelihood?: unknown } = {};
+        let saved: { facts?: unknown; facts_at?: unknown; pooling?: unknown; likelihood?: unknown; fact_match?: unknown } = {};
         try { saved = JSON.parse(await readFile(path.join(lastDir, 'trainer_state.json'), 'utf8')) as typeof saved; } catch { /* checked below */ }
         if (typeof saved.facts === 'boolean' && saved.facts !== options.facts) {
           ctx.note(`${lastDir} was trained with facts=${saved.facts}; starting a fresh facts=${options.facts} model`);
@@ -329,13 +337,16 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         } else if ((saved.likelihood ?? false) !== likelihood) {
           ctx.note(`${lastDir} was trained with likelihood=${String(saved.likelihood ?? false)}; starting a fresh likelihood=${likelihood} model`);
           resuming = false;
+        } else if ((saved.fact_match ?? false) !== factMatch) {
+          ctx.note(`${lastDir} was trained with fact_match=${String(saved.fact_match ?? false)}; starting a fresh fact_match=${factMatch} model`);
+          resuming = false;
         } else if (options.facts && (saved.facts_at ?? 'end') !== factsAt) {
           ctx.note(`${lastDir} was trained with facts_at=${String(saved.facts_at ?? 'end')}; starting a fresh facts_at=${factsAt} model`);
           resuming = false;
         }
       }
       // the trunk: from last/ when resuming (it already has the trained head), else from SFT
-      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0, rewardPooling: pooling, rewardLikelihood: likelihood });
+      const { model, checkpoint } = await loadRewardTrunk(resuming ? lastDir : sft, { contextLength: options.contextLength, seed: options.seed ?? 0, rewardPooling: pooling, rewardLikelihood: likelihood, rewardFactMatch: factMatch });
       const tokenizer = checkpoint.tokenizer;
       const parameters = model.parameterCount();
       const promptSeed = options.promptSeed ?? ctx.seed;
@@ -343,7 +354,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const images = createImageLoader({ size: model.config.vision.imageSize, root: options.imageRoot });
       const optimizer = createAdamW(model.parameters(), options.optimizer);
       const state: TrainerState = {
-        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt, pooling, likelihood,
+        step: 0, batches: 0, examples: 0, seed: ctx.seed, facts: options.facts, facts_at: factsAt, pooling, likelihood, fact_match: factMatch,
         best_step: 0, best_accuracy: -1, best_loss: 1e30, stale: 0, stopped_early: false, best_heldout: null,
       };
       let resumedFrom = 0;
@@ -521,6 +532,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         facts_at: factsAt,
         pooling,
         likelihood,
+        fact_match: factMatch,
         steps: state.step,
         resumed_from: resumedFrom,
         best_step: state.best_step,

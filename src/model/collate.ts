@@ -24,6 +24,8 @@ export interface TrainExample {
   imagePositions: Int32Array;
   /** Normalised HWC pixels (imageSize^2 * 3), or null for a text-only conversation. */
   pixels: Float32Array | null;
+  /** Reward prompts: 1 on response tokens that occur in the captions (ModelInput.factMatch). */
+  factMatch?: Uint8Array;
 }
 
 export type OverflowPolicy = 'skip' | 'truncate';
@@ -144,8 +146,10 @@ export function collate(examples: readonly TrainExample[], options: CollateOptio
   const n = options.imageTokens;
   const images = anyImage ? new Float32Array(batch * options.pixelsPerImage) : null;
   const imagePositions = anyImage ? new Int32Array(batch * n).fill(-1) : null;
+  const factMatch = examples.some((e) => e.factMatch) ? new Uint8Array(batch * length) : null;
   examples.forEach((e, b) => {
     ids.set(e.ids, b * length);
+    if (e.factMatch && factMatch) factMatch.set(e.factMatch, b * length);
     attentionMask.fill(1, b * length, b * length + e.ids.length);
     lossMask.set(weighting === 'turn' ? turnWeights(e.lossMask) : e.lossMask, b * length);
     if (e.pixels && images && imagePositions) {
@@ -157,7 +161,7 @@ export function collate(examples: readonly TrainExample[], options: CollateOptio
       imagePositions.set(e.imagePositions, b * n);
     }
   });
-  return { batch, length, ids, attentionMask, lossMask, images, imagePositions };
+  return { batch, length, ids, attentionMask, lossMask, images, imagePositions, ...(factMatch ? { factMatch } : {}) };
 }
 
 /** Tokens that count for throughput: real (non-padding) positions of a batch. */

@@ -80,6 +80,14 @@ export interface ModelConfig {
    * likelihoods count (colour and shape words) and by how much. Absent = false (LLaVA-RLHF's head).
    */
   rewardLikelihood?: boolean;
+  /**
+   * With rewardLikelihood: each pooled token also scores (w.h_t + g) * match_t, where match_t is 1
+   * when the token occurs in the reward prompt's captions (ModelInput.factMatch). Fact-RLHF gives a
+   * 13B reward model the captions as text and lets it learn to check the response against them; a
+   * small trunk trained on ~1,000 pairs does not learn that reading, so the match is given as an
+   * input and the head learns which matched tokens count. Absent = false.
+   */
+  rewardFactMatch?: boolean;
 }
 
 export type RewardPooling = 'last' | 'mean' | 'response' | 'response-sum';
@@ -94,6 +102,7 @@ export type ModelConfigInput = {
   activation?: 'relu' | 'gelu';
   rewardPooling?: RewardPooling;
   rewardLikelihood?: boolean;
+  rewardFactMatch?: boolean;
 };
 
 /**
@@ -188,6 +197,9 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   }
   const rewardLikelihood = input.rewardLikelihood ?? base.rewardLikelihood;
   if (rewardLikelihood !== undefined && typeof rewardLikelihood !== 'boolean') throw new InvalidOptionError(`${path}.rewardLikelihood`, `must be true or false, got ${JSON.stringify(rewardLikelihood)}`);
+  const rewardFactMatch = input.rewardFactMatch ?? base.rewardFactMatch;
+  if (rewardFactMatch !== undefined && typeof rewardFactMatch !== 'boolean') throw new InvalidOptionError(`${path}.rewardFactMatch`, `must be true or false, got ${JSON.stringify(rewardFactMatch)}`);
+  if (rewardFactMatch && !rewardLikelihood) throw new InvalidOptionError(`${path}.rewardFactMatch`, 'the caption-match term is part of the likelihood-reading reward head', { fix: 'set rewardLikelihood true too, or rewardFactMatch false' });
   const uniqueHeads = [...new Set(heads)];
   if (rewardLikelihood && uniqueHeads.includes('reward') && !uniqueHeads.includes('lm')) {
     throw new InvalidOptionError(`${path}.heads`, 'a reward head that reads token likelihoods (rewardLikelihood) needs the "lm" head too', { fix: 'add "lm" to heads, or set rewardLikelihood false' });
@@ -196,5 +208,6 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
     kind: 'factflow-llava', version: 1, vision, language, heads: uniqueHeads, initStd, layerNormEps, activation,
     ...(rewardPooling ? { rewardPooling } : {}),
     ...(rewardLikelihood ? { rewardLikelihood } : {}),
+    ...(rewardFactMatch ? { rewardFactMatch } : {}),
   };
 }

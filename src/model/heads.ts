@@ -26,6 +26,7 @@ export function addHeadParameters(store: ParameterStore, config: ModelConfig): v
   if (config.heads.includes('reward')) {
     addScalarHead(store, 'reward', l.width, scalarHeadStd(config));
     if (config.rewardLikelihood) addLikelihoodHead(store, l.width);
+    if (config.rewardFactMatch) addFactMatchHead(store, l.width);
   }
   if (config.heads.includes('value')) addScalarHead(store, 'value', l.width, 0);
 }
@@ -48,14 +49,26 @@ export function addLikelihoodHead(store: ParameterStore, width: number): void {
   store.add('head.reward.likelihood.bias', 'head.reward.likelihood', [1], { kind: 'constant', value: LIKELIHOOD_BIAS_INIT });
 }
 
+/** Initial g of the caption-match term: what a matched token is worth before training. */
+export const FACT_MATCH_BIAS_INIT = 0;
+
+/** The caption-match part (ModelConfig.rewardFactMatch): per-token weight w.h_t + g on match_t; w starts at zero, g at FACT_MATCH_BIAS_INIT. */
+export function addFactMatchHead(store: ParameterStore, width: number): void {
+  store.add('head.reward.fact.weight', 'head.reward.fact', [width, 1], { kind: 'zeros' });
+  store.add('head.reward.fact.bias', 'head.reward.fact', [1], { kind: 'constant', value: FACT_MATCH_BIAS_INIT });
+}
+
 /**
  * Scores of a likelihood-reading reward head, [batch]: the sum over positions t of
- * weights[b, t] * (u.h_t + c + (v.h_t + d) * log p(ids[b, t] | ids[b, < t])), log p taken as 0 at
- * t = 0 (nothing predicts the first token). Only the weighted positions go through the LM head:
+ * weights[b, t] * (u.h_t + c + (v.h_t + d) * log p(ids[b, t] | ids[b, < t])
+ * [+ (w.h_t + g) * factMatch[b, t] with rewardFactMatch]), log p taken as 0 at t = 0 (nothing predicts the first token). Only the weighted positions go through the LM head:
  * they are contiguous runs (the response), cut out with slices (whose gradient wasm has, unlike
  * gather's), so a long reward prompt costs no logits for its image, captions and question.
  */
-export function likelihoodRewardScores(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number, weights: Float32Array): tf.Tensor1D {
+export function likelihoodRewardScores(store: ParameterStore, config: ModelConfig, hidden: tf.Tensor2D, ids: Int32Array, batch: number, length: number, weights: Float32Array, factMatch?: Uint8Array | null): tf.Tensor1D {
+  if (config.rewardFactMatch && (!factMatch || factMatch.length !== batch * length)) {
+    throw new InvalidOptionError('factMatch', `a caption-matching reward head needs a factMatch of ${batch * length} entries, got ${factMatch ? factMatch.length : 'none'}`, { fix: 'build reward inputs with rewardBatch from encodeRewardItem / encodeRewardPair, which mark the matches' });
+  }
   const width = hidden.shape[1];
   // runs [start, end) of weighted positions per row; a run at t = 0 is cut to its own piece
   const runs: { b: number; start: number; end: number }[] = [];
@@ -72,12 +85,14 @@ export function likelihoodRewardScores(store: ParameterStore, config: ModelConfi
   const n = runs.reduce((k, r) => k + r.end - r.start, 0);
   const targets = new Int32Array(n);
   const hasPrev = new Float32Array(n);
+  const matched = new Float32Array(n);
   const pool = new Float32Array(batch * n);
   let k = 0;
   for (const r of runs) {
     for (let t = r.start; t < r.end; t++, k++) {
       targets[k] = ids[r.b * length + t]!;
       hasPrev[k] = t > 0 ? 1 : 0;
+      matched[k] = factMatch?.[r.b * length + t] ? 1 : 0;
       pool[r.b * n + k] = weights[r.b * length + t]!;
     }
   }
@@ -89,7 +104,11 @@ export function likelihoodRewardScores(store: ParameterStore, config: ModelConfi
   const logp = tf.mul(pickedLogprobs(lmLogits(store, config, rows(-1)), tf.tensor1d(targets, 'int32')), tf.tensor1d(hasPrev));
   const base = linear(cur, store.get('head.reward.weight') as tf.Tensor2D, store.get('head.reward.bias') as tf.Tensor1D);
   const gain = linear(cur, store.get('head.reward.likelihood.weight') as tf.Tensor2D, store.get('head.reward.likelihood.bias') as tf.Tensor1D);
-  const perToken = tf.add(base, tf.mul(gain, tf.reshape(logp, [n, 1]))) as tf.Tensor2D;
+  let perToken = tf.add(base, tf.mul(gain, tf.reshape(logp, [n, 1]))) as tf.Tensor2D;
+  if (config.rewardFactMatch) {
+    const fact = linear(cur, store.get('head.reward.fact.weight') as tf.Tensor2D, store.get('head.reward.fact.bias') as tf.Tensor1D);
+    perToken = tf.add(perToken, tf.mul(fact, tf.tensor2d(matched, [n, 1]))) as tf.Tensor2D;
+  }
   return tf.reshape(matMul(tf.tensor2d(pool, [batch, n]), perToken), [batch]);
 }
 

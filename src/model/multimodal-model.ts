@@ -31,6 +31,8 @@ export interface ModelInput {
   imagePositions?: Int32Array | null;
   /** [batch * length]: 1 on each row's response tokens, which 'response' reward pooling averages and 'response-sum' sums. */
   responseMask?: Uint8Array | null;
+  /** [batch * length]: 1 on response tokens that occur in the reward prompt's captions (ModelConfig.rewardFactMatch). */
+  factMatch?: Uint8Array | null;
 }
 
 export interface ForwardOptions {
@@ -56,7 +58,7 @@ export interface MultimodalModel {
   /** [batch * length, vocab]. Needs the lm head. */
   lmLogits(hidden: tf.Tensor2D): tf.Tensor2D;
   /** [batch]: reward head at the positions its pooling reads (ModelConfig.rewardPooling); `ids` serve a likelihood-reading head. */
-  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask' | 'responseMask' | 'ids'>): tf.Tensor1D;
+  rewardScores(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length' | 'attentionMask' | 'responseMask' | 'ids' | 'factMatch'>): tf.Tensor1D;
   /** [batch, length]: value head at every position. */
   values(hidden: tf.Tensor2D, input: Pick<ModelInput, 'batch' | 'length'>): tf.Tensor2D;
   /** Adds a fresh head (e.g. a zero value head on a reward model's trunk). */
@@ -187,7 +189,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
       if (!store.has('head.reward.weight')) throw new InvalidOptionError('model.heads', 'this model has no "reward" head');
       const weights = rewardPoolingWeights(input.attentionMask, input.batch, input.length, cfg.rewardPooling, input.responseMask);
       return cfg.rewardLikelihood
-        ? likelihoodRewardScores(store, cfg, hidden, input.ids, input.batch, input.length, weights)
+        ? likelihoodRewardScores(store, cfg, hidden, input.ids, input.batch, input.length, weights, input.factMatch)
         : rewardScores(store, hidden, input.batch, input.length, weights);
     },
     values(hidden, input) {

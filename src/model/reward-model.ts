@@ -113,6 +113,7 @@ function encodeItem(model: MultimodalModel, tok: TextTokenizer, item: RewardItem
     lossMask: responseMaskOf(enc.ids.length, enc.response),
     imagePositions: Int32Array.from(enc.imagePositions),
     pixels: item.pixels,
+    factMatch: factMatchOf(enc.ids.length, enc.response, enc.factMatch),
   };
   return { example, factsKept: enc.factsKept };
 }
@@ -136,6 +137,12 @@ export function encodeRewardPair(model: MultimodalModel, tok: TextTokenizer, a: 
     : [ea.example, encodeItem(model, tok, b, { ...settings, maxFacts }).example];
 }
 
+function factMatchOf(length: number, [start]: readonly [number, number], match: readonly number[]): Uint8Array {
+  const m = new Uint8Array(length);
+  m.set(match, start);
+  return m;
+}
+
 function responseMaskOf(length: number, [start, end]: readonly [number, number]): Uint8Array {
   const m = new Uint8Array(length);
   m.fill(1, start, end);
@@ -146,7 +153,7 @@ function responseMaskOf(length: number, [start, end]: readonly [number, number])
 export function rewardBatch(model: MultimodalModel, tok: TextTokenizer, examples: readonly TrainExample[]): ModelInput {
   const v = model.config.vision;
   const b = collate(examples, { padId: tok.padId, imageTokens: imageTokenCount(model.config), pixelsPerImage: v.imageSize * v.imageSize * 3 });
-  return { batch: b.batch, length: b.length, ids: b.ids, attentionMask: b.attentionMask, images: b.images, imagePositions: b.imagePositions, responseMask: Uint8Array.from(b.lossMask) };
+  return { batch: b.batch, length: b.length, ids: b.ids, attentionMask: b.attentionMask, images: b.images, imagePositions: b.imagePositions, responseMask: Uint8Array.from(b.lossMask), factMatch: b.factMatch ?? null };
 }
 
 /** Scores [batch] of a padded batch (a tensor, inside the caller's tidy / gradient scope). */

@@ -86,6 +86,12 @@ export interface EncodedRewardPrompt {
   /** Captions given (after cleaning) and kept after truncation; 0 and 0 without facts. */
   factsGiven: number;
   factsKept: number;
+  /**
+   * Per response token: 1 when its id occurs in the kept captions (each encoded alone) and not in
+   * the template's own text (system prompt, evaluation request: "a", "the", "image" say nothing
+   * about this image), else 0.
+   */
+  factMatch: number[];
 }
 
 /** Trimmed, non-empty captions in the record's seeded order. */
@@ -183,5 +189,8 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   const start = parts.prompt.ids.length;
   const end = start + response.length;
   const ids = [...parts.prompt.ids, ...response, ...parts.evaluation];
-  return { ids, imagePositions: parts.prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept };
+  const template = new Set([...tok.encode(system), ...tok.encode(evaluationText([], 'end')), ...tok.encode(`${FACTS_HEADER} ${FACTS_FIRST_HEADER} ${FACTS_ABOVE}`)]);
+  const factIds = new Set(captions.slice(0, kept).flatMap((c) => tok.encode(c)).filter((id) => !template.has(id)));
+  const factMatch = response.map((id) => (factIds.has(id) ? 1 : 0));
+  return { ids, imagePositions: parts.prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept, factMatch };
 }

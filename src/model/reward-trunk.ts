@@ -24,6 +24,8 @@ export interface LoadRewardTrunkOptions {
   rewardPooling?: RewardPooling;
   /** Whether the reward head also reads token likelihoods (ModelConfig.rewardLikelihood); default: as the checkpoint says, else false. */
   rewardLikelihood?: boolean;
+  /** The caption-match term (ModelConfig.rewardFactMatch, needs rewardLikelihood); default: as the checkpoint says, else false. */
+  rewardFactMatch?: boolean;
   label?: string;
 }
 
@@ -53,13 +55,18 @@ export async function loadRewardTrunk(dir: string, options: LoadRewardTrunkOptio
   if (rewardLikelihood && !checkpoint.config.heads.includes('lm')) {
     throw new CheckpointError(`${dir} has no LM head, which a likelihood-reading reward head needs`, { file: dir, fix: 'start from an SFT checkpoint (or a reward checkpoint trained with likelihood=true), or set likelihood=false' });
   }
-  const { rewardLikelihood: _drop, ...base } = checkpoint.config;
+  const rewardFactMatch = options.rewardFactMatch ?? checkpoint.config.rewardFactMatch ?? false;
+  if (rewardFactMatch && !rewardLikelihood) {
+    throw new InvalidOptionError('rewardFactMatch', 'the caption-match term is part of the likelihood-reading reward head', { fix: 'set likelihood=true too, or fact_match=false' });
+  }
+  const { rewardLikelihood: _drop, rewardFactMatch: _dropFact, ...base } = checkpoint.config;
   const config: ModelConfig = {
     ...base,
     heads: rewardLikelihood ? ['reward', 'lm'] : ['reward'],
     language: { ...checkpoint.config.language, contextLength },
     ...(rewardPooling ? { rewardPooling } : {}),
     ...(rewardLikelihood ? { rewardLikelihood } : {}),
+    ...(rewardFactMatch ? { rewardFactMatch } : {}),
   };
   const weights = new Map(checkpoint.weights);
   const table = weights.get(POSITIONS);

@@ -24,18 +24,20 @@ function batchFor(cfg: ReturnType<typeof resolveModelConfig>): TrainBatch {
 }
 
 const CASES = [['cpu', 'learned', false], ['wasm', 'learned', false], ['wasm', 'rotary', false], ['wasm', 'rotary', true]] as const;
-for (const [backend, positions, likelihood] of CASES) test.serial(`finite differences match autodiff on every parameter group (tiny config, all heads, ${backend}, ${positions} positions${likelihood ? ', reward head reading token likelihoods' : ''})`, async (t) => {
+for (const [backend, positions, likelihood] of CASES) test.serial(`finite differences match autodiff on every parameter group (tiny config, all heads, ${backend}, ${positions} positions${likelihood ? ', reward head reading token likelihoods and caption matches' : ''})`, async (t) => {
   // wasm runs its own kernels (depthwise-convolution attention, fused projections): checked end to end too
   await tf.setBackend(backend);
   // larger init so gradients are well above float32 noise; gelu keeps the loss smooth
-  const cfg = resolveModelConfig({ initStd: 0.3, language: { positions }, ...(likelihood ? { rewardLikelihood: true, rewardPooling: 'response-sum' as const } : {}) }, TINY_MODEL_CONFIG);
+  const cfg = resolveModelConfig({ initStd: 0.3, language: { positions }, ...(likelihood ? { rewardLikelihood: true, rewardFactMatch: true, rewardPooling: 'response-sum' as const } : {}) }, TINY_MODEL_CONFIG);
   const model = createModel(cfg, { seed: 11 });
   t.is(model.params.has('lm.pos_embed.weight'), positions === 'learned');
   // zero value head would hide its upstream gradient: give it weights
   model.params.get('head.value.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 5));
   if (likelihood) model.params.get('head.reward.likelihood.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 6));
-  const batch = { ...batchFor(cfg), responseMask: null as Uint8Array | null };
+  if (likelihood) model.params.get('head.reward.fact.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 7));
+  const batch = { ...batchFor(cfg), responseMask: null as Uint8Array | null, factMatch: null as Uint8Array | null };
   batch.responseMask = Uint8Array.from(batch.lossMask);
+  batch.factMatch = Uint8Array.from(batch.lossMask, (x, i) => (x && i % 3 !== 0 ? 1 : 0));
   const r = tf.tensor2d(Float32Array.from({ length: batch.batch * batch.length }, (_, i) => Math.sin(i)), [batch.batch, batch.length]);
   const lossFn = () => {
     const lm = supervisedLoss(model, batch).loss;

@@ -166,6 +166,40 @@ test('likelihood-reading reward head: sum over the response of u.h + c + (v.h + 
   t.throws(() => resolveModelConfig({ heads: ['reward'], rewardLikelihood: true }, TINY_MODEL_CONFIG), { message: /needs the "lm" head/ });
 });
 
+test('caption-match term: each matched response token adds w.h + g to the likelihood head\'s score, by hand; a missing match mask is an error', (t) => {
+  const cfg = resolveModelConfig({ heads: ['lm', 'reward'], rewardLikelihood: true, rewardFactMatch: true, rewardPooling: 'response-sum', initStd: 0.3 }, TINY_MODEL_CONFIG);
+  const m = createModel(cfg, { seed: 4 });
+  t.deepEqual([...m.params.get('head.reward.fact.weight').dataSync()].filter((x) => x !== 0), [], 'starts at zero: no effect until trained');
+  m.params.get('head.reward.fact.weight').assign(tf.randomNormal([cfg.language.width, 1], 0, 0.3, 'float32', 3));
+  m.params.get('head.reward.fact.bias').assign(tf.tensor1d([0.7]));
+  const B = 2, T = 9, V = cfg.language.vocabSize;
+  const ids = Int32Array.from({ length: B * T }, (_, i) => 3 + ((i * 5) % (V - 3)));
+  const responseMask = Uint8Array.from([0, 0, 0, 0, 0, 1, 1, 1, 0, /**/ 0, 0, 0, 0, 0, 0, 1, 1, 1]);
+  const factMatch = Uint8Array.from([0, 1, 0, 0, 0, 1, 0, 1, 0, /**/ 0, 0, 0, 0, 0, 0, 0, 0, 1]); // position 1 is outside the response: not read
+  const base = { batch: B, length: T, ids, responseMask };
+  const { withMatch, without, hidden } = tf.tidy(() => {
+    const h = m.forward(base).hidden;
+    return {
+      withMatch: [...m.rewardScores(h, { ...base, factMatch }).dataSync()],
+      without: [...m.rewardScores(h, { ...base, factMatch: new Uint8Array(B * T) }).dataSync()],
+      hidden: h.arraySync(),
+    };
+  });
+  const w = [...m.params.get('head.reward.fact.weight').dataSync()];
+  const g = m.params.get('head.reward.fact.bias').dataSync()[0]!;
+  for (let b = 0; b < B; b++) {
+    let want = 0;
+    for (let t2 = 0; t2 < T; t2++) {
+      const r = b * T + t2;
+      if (responseMask[r] && factMatch[r]) want += w.reduce((s, x, i) => s + x * hidden[r]![i]!, 0) + g;
+    }
+    t.true(Math.abs(withMatch[b]! - without[b]! - want) < 1e-4 * Math.max(1, Math.abs(want)), `row ${b}: ${withMatch[b]! - without[b]!} vs ${want}`);
+  }
+  t.throws(() => tf.tidy(() => m.rewardScores(m.forward(base).hidden, base)), { message: /factMatch/ });
+  m.dispose();
+  t.throws(() => resolveModelConfig({ heads: ['lm', 'reward'], rewardFactMatch: true }, TINY_MODEL_CONFIG), { message: /likelihood-reading reward head/ });
+});
+
 /** A one-row input's reward score and the reward head's score at each of its positions. */
 function pooledAndPerToken(m: ReturnType<typeof createModel>, input: Parameters<ReturnType<typeof createModel>['forward']>[0]): { score: number; perToken: number[] } {
   return tf.tidy(() => {

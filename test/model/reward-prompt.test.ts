@@ -177,3 +177,21 @@ test('maxFacts keeps the first captions of the seeded order', (t) => {
   t.regex(t.throws(() => encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4, maxFacts: -1 }))!.message, /maxFacts/);
 });
 
+
+test('factMatch: 1 on each response token that occurs in the kept captions; none without facts', (t) => {
+  const enc = encodeRewardPrompt(tok, record, { facts: true, seed: 1, imageTokens: 4 });
+  const response = enc.ids.slice(enc.response[0], enc.response[1]);
+  t.is(enc.factMatch.length, response.length);
+  const words = response.map((id) => tok.decode([id]).trim());
+  const matched = words.filter((_, i) => enc.factMatch[i] === 1);
+  // "There is a red circle and a green star." against captions with red circles and blue squares
+  t.true(matched.includes('red') && matched.includes('circle'), `matched: ${matched}`);
+  t.false(matched.includes('green') || matched.includes('star'), `matched: ${matched}`);
+  t.is(enc.factMatch[enc.factMatch.length - 1], 0, '</s> matches nothing');
+  const vanilla = encodeRewardPrompt(tok, record, { facts: false, seed: 1, imageTokens: 4 });
+  t.deepEqual(vanilla.factMatch, new Array<number>(vanilla.factMatch.length).fill(0));
+  // other captions, other matches
+  const one = encodeRewardPrompt(tok, { ...record, facts: ['A green star.'] }, { facts: true, seed: 1, imageTokens: 4 });
+  const oneWords = one.ids.slice(one.response[0], one.response[1]).map((id) => tok.decode([id]).trim()).filter((_, i) => one.factMatch[i] === 1);
+  t.true(oneWords.includes('green') && !oneWords.includes('red'), `matched: ${oneWords}`);
+});

@@ -181,6 +181,42 @@ test.serial('likelihood=true, response-sum pooling: trains; the checkpoint keeps
   t.false(again.summary.likelihood);
 });
 
+/** Pairs that differ only in a colour, which only the captions give (no image). */
+function colourPairs(n: number, seed: number, prefix: string): Preference[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const color = rng.pick(COLORS);
+    const other = rng.pick(COLORS.filter((c) => c !== color));
+    const first = rng.next() < 0.5;
+    const good = `There is a ${color} circle.`, bad = `There is a ${other} circle.`;
+    return {
+      id: `${prefix}-${i}`, image: null, conversations: [{ from: 'human', value: 'Describe the shapes.' }],
+      output_1: first ? good : bad, output_2: first ? bad : good, preference: first ? 1 : 2, hallucination: true,
+      facts: [`A ${color} circle.`, `One ${color} shape.`],
+    } satisfies Preference;
+  });
+}
+
+test.serial('fact_match: on pairs that only the captions tell apart, the caption-matching head learns them and the plain one does not', async (t) => {
+  const records = colourPairs(48, 3, 'colour');
+  const heldout = colourPairs(32, 4, 'colour-held');
+  const run = (factMatch: boolean) => train(path.join(root, `run-fact-match-${factMatch}`), { facts: true, steps: 30, likelihood: true, factMatch, pooling: 'response-sum', heldout }, { records });
+  const matched = await run(true);
+  const plain = await run(false);
+  t.true(matched.summary.fact_match);
+  t.false(plain.summary.fact_match);
+  const [a, b] = [matched.summary.heldout!.accuracy, plain.summary.heldout!.accuracy];
+  t.log(`held-out accuracy: ${a} with caption matches, ${b} without`);
+  t.true(a >= 0.9, `held-out accuracy with caption matches ${a}`);
+  t.true(a > b + 0.2, `with caption matches ${a}, without ${b}`);
+  const out = path.join(root, 'run-fact-match-true');
+  const cfg = JSON.parse(await readFile(path.join(out, 'checkpoint', 'config.json'), 'utf8')) as { rewardFactMatch?: boolean };
+  t.true(cfg.rewardFactMatch);
+  const rm = await loadRewardModel(path.join(out, 'checkpoint'));
+  t.true(rm.model.params.has('head.reward.fact.weight'));
+  rm.model.dispose();
+});
+
 test.serial('resume: a run stopped mid-way continues from last/ with the same metrics as an uninterrupted run', async (t) => {
   const whole = await train(path.join(root, 'run-whole'), { steps: 16, evalEvery: 4 });
   const out = path.join(root, 'run-split');
@@ -234,4 +270,6 @@ test('options are checked when the sink is made', (t) => {
   t.regex(t.throws(() => rewardTrainer({ ...base, facts: 'no' as unknown as boolean }))!.message, /"facts"/);
   t.regex(t.throws(() => rewardTrainer({ ...base, sft: '' }))!.message, /"sft"/);
   t.regex(t.throws(() => rewardTrainer({ ...base, lr: -1 }))!.message, /"lr"/);
+  t.regex(t.throws(() => rewardTrainer({ ...base, factMatch: true }))!.message, /"factMatch".*likelihood/);
+  t.regex(t.throws(() => rewardTrainer({ ...base, facts: false, likelihood: true, factMatch: true }))!.message, /no captions/);
 });
