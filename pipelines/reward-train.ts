@@ -94,7 +94,7 @@ export default definePipeline({
     facts_at: { type: 'enum', default: 'start', values: ['start', 'end'], description: 'where the captions go (facts=true): end = after the response, as LLaVA-RLHF; start = before the conversation, so each response word can be checked against them by a small causal model' },
     pooling: { type: 'enum', default: 'response-sum', values: ['response-sum', 'response', 'mean', 'last'], description: 'positions the reward head reads: last = the last token, as LLaVA-RLHF; mean = the mean score over every token; response = the mean score over the response tokens only; response-sum = their sum (each object mentioned counts, as the annotator counts them)' },
     likelihood: { type: 'boolean', default: true, description: 'the reward head also weighs each response token\'s log-likelihood under the SFT trunk\'s LM head (kept in the reward model): u.h + c + (v.h + d) * log p(token); false: the linear head of LLaVA-RLHF' },
-    fact_match: { type: 'boolean', default: false, description: 'with facts and likelihood: each response token that occurs in the captions adds a learned (w.h + g) to the score, so the reward model checks the response against the facts without having to learn to read them (see README)' },
+    fact_match: { type: 'boolean', default: true, description: 'where facts and likelihood are on: each response token that occurs in the captions adds a learned (w.h + g) to the score, so the reward model checks the response against the facts without having to learn to read them (3,000-step trunk, 100 steps: 79.3% held out against 75.9% without; see README); ignored otherwise' },
     steps: { type: 'number', default: 120, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the training pairs (0: as many as steps need)' },
     batch_size: { type: 'number', default: 8, min: 1, integer: true, description: 'preference pairs per step (two sequences each)' },
@@ -155,12 +155,13 @@ export default definePipeline({
     let epochs = p.epochs > 0 ? p.epochs : Math.ceil((steps * p.batch_size) / trainRows);
     // a margin for rejected records, so the data does not run out just before the last steps
     if (p.epochs === 0 && epochs * trainRows - steps * p.batch_size < 0.02 * trainRows) epochs++;
-    ctx.log(`reward-train: facts=${p.facts}${p.facts ? ` (captions at the ${p.facts_at})` : ''}, pooling ${p.pooling}${p.likelihood ? ' with token likelihoods' : ''}${p.fact_match ? ' and caption matches' : ''}; ${trainRows} training pairs, ${heldout.length} held out (${heldout.filter((r) => r.hallucination === true).length} hallucination pairs); ${steps} steps of ${p.batch_size} pairs; backend ${backend.name}`);
+    const factMatch = p.fact_match && p.facts && p.likelihood;
+    ctx.log(`reward-train: facts=${p.facts}${p.facts ? ` (captions at the ${p.facts_at})` : ''}, pooling ${p.pooling}${p.likelihood ? ' with token likelihoods' : ''}${factMatch ? ' and caption matches' : ''}; ${trainRows} training pairs, ${heldout.length} held out (${heldout.filter((r) => r.hallucination === true).length} hallucination pairs); ${steps} steps of ${p.batch_size} pairs; backend ${backend.name}`);
     const flow = await ctx.flow({
       source: repeatEpochs({ source: shards(), epochs, name: 'preferences' }),
       stages: [split<Preference>({ ...splitOptions, take: 'rest' }), batch<Preference>(p.batch_size)] as never[],
       sink: rewardTrainer({
-        sft: sftCheckpoint, out: ctx.out, facts: p.facts, factsAt: p.facts_at, pooling: p.pooling, likelihood: p.likelihood, factMatch: p.fact_match, imageRoot,
+        sft: sftCheckpoint, out: ctx.out, facts: p.facts, factsAt: p.facts_at, pooling: p.pooling, likelihood: p.likelihood, factMatch, imageRoot,
         steps, lr: p.lr, warmup: Math.min(p.warmup, steps), minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
         optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
         heldout, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,
@@ -178,7 +179,7 @@ export default definePipeline({
       facts_at: p.facts_at,
       pooling: p.pooling,
       likelihood: p.likelihood,
-      fact_match: p.fact_match,
+      fact_match: factMatch,
       heldout: train.heldout,
       best_step: train.best_step,
       steps: train.steps,

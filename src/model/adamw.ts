@@ -9,7 +9,7 @@
  * norms, matrices up to FLAT_MAX_ELEMENTS) share two flat tf.Variables and one update over them
  * concatenated (~20 kernels plus a slice each, instead of ~16 kernels each: on WebGPU a kernel
  * costs ~0.1-0.3 ms of launch), while larger ones are updated one by one ('tensor', the
- * per-parameter form). Measured on an H200: the default config's step 403 -> 157 ms; but with
+ * per-parameter form). Measured on an H200: the default config's step 417 -> 101 ms; but with
  * every parameter in the flat group a 4 x 512 decoder's step went 581 -> 3,695 ms (tfjs's concat
  * and split over millions of elements are slow there).
  */

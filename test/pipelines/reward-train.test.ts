@@ -65,21 +65,23 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
   for (const facts of [true, false]) {
     const out = path.join(tmp, `rm-${facts}`);
     const summary = await runPipeline(rewardTrain, { out, params: { ...params, facts }, seed: 3, backend: 'wasm', cwd: ROOT });
-    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
+    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; fact_match: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
     t.is(result.facts, facts);
     t.is(result.facts_at, 'start');
     t.is(result.pooling, 'response-sum');
     t.true(result.likelihood);
+    t.is(result.fact_match, facts, 'caption matches are on wherever there are captions');
     t.is(result.steps, 8);
     t.true(result.heldout.pairs > 0);
     t.true(result.heldout.accuracy >= 0 && result.heldout.accuracy <= 1);
     t.is(typeof result.heldout.hallucination_pair_accuracy, 'number');
     const written = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as { result: typeof result };
     t.deepEqual(written.result.heldout, result.heldout);
-    const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string; rewardLikelihood?: boolean };
+    const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string; rewardLikelihood?: boolean; rewardFactMatch?: boolean };
     t.deepEqual(cfg.heads, ['reward', 'lm'], 'the likelihood head keeps the LM head');
     t.is(cfg.rewardPooling, 'response-sum');
     t.true(cfg.rewardLikelihood);
+    t.is(cfg.rewardFactMatch ?? false, facts);
     const state = JSON.parse(await readFile(path.join(out, result.checkpoint, 'trainer_state.json'), 'utf8')) as { facts: boolean; facts_at: string };
     t.is(state.facts_at, 'start');
     // the held-out score statistics PPO standardises with: recorded with the kept checkpoint
