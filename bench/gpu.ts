@@ -26,6 +26,7 @@ import { computeGradients, disposeGradients, globalNorm, supervisedLoss, trainSt
 import { trainingFlops } from '../src/model/flops.ts';
 import { generate, type GenerationRequest } from '../src/model/generate.ts';
 import { Rng } from '../src/stream/random.ts';
+import { syntheticImageBatch } from './synthetic-batch.ts';
 
 const rows: [string, string][] = [];
 const say = (line: string) => process.stdout.write(line + '\n');
@@ -255,15 +256,7 @@ if (!dry) {
   const perTensorOpt = createAdamW(model.parameters(), { weightDecay: 0.01, impl: 'tensor' });
   for (const [B, opt, label] of [[32, perTensorOpt, 'AdamW per tensor (baseline)'], [32, flatOpt, 'AdamW flat'], [128, flatOpt, 'AdamW flat']] as const) {
     const T = 128, answer = 10;
-    const imagePositions = new Int32Array(B * n);
-    for (let b = 0; b < B; b++) for (let k = 0; k < n; k++) imagePositions[b * n + k] = 30 + k;
-    const lossMask = new Uint8Array(B * T);
-    for (let b = 0; b < B; b++) lossMask.fill(1, b * T + T - answer, b * T + T);
-    const batch: TrainBatch = {
-      batch: B, length: T, imagePositions, lossMask,
-      ids: Int32Array.from({ length: B * T }, () => 5 + rng.int(cfg.language.vocabSize - 5)),
-      images: Float32Array.from({ length: B * px }, () => rng.normal()),
-    };
+    const batch = syntheticImageBatch(cfg, rng, B, T, answer);
     for (let i = 0; i < 2; i++) await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
     const steps = 5;
     const t0 = performance.now();

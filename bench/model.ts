@@ -10,10 +10,11 @@ import { selectBackend } from '../src/model/backend.ts';
 import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../src/model/config.ts';
 import { createModel } from '../src/model/multimodal-model.ts';
 import { createAdamW } from '../src/model/adamw.ts';
-import { trainStep, type TrainBatch } from '../src/model/train-step.ts';
+import { trainStep } from '../src/model/train-step.ts';
 import { trainingFlops } from '../src/model/flops.ts';
 import { generate, type GenerationRequest } from '../src/model/generate.ts';
 import { Rng } from '../src/stream/random.ts';
+import { syntheticImageBatch } from './synthetic-batch.ts';
 import type { BenchFn, BenchRow } from './types.ts';
 
 const SUITE = 'model';
@@ -80,15 +81,7 @@ export const bench: BenchFn = async ({ quick }) => {
 
   // training: a shapes-world-like batch, 32 rows x 128 positions, image in every row, 10 answer tokens each
   const B = 32, T = 128, answer = 10;
-  const imagePositions = new Int32Array(B * n);
-  for (let b = 0; b < B; b++) for (let k = 0; k < n; k++) imagePositions[b * n + k] = 30 + k;
-  const lossMask = new Uint8Array(B * T);
-  for (let b = 0; b < B; b++) lossMask.fill(1, b * T + T - answer, b * T + T);
-  const batch: TrainBatch = {
-    batch: B, length: T, imagePositions, lossMask,
-    ids: Int32Array.from({ length: B * T }, () => 5 + rng.int(cfg.language.vocabSize - 5)),
-    images: Float32Array.from({ length: B * px }, () => rng.normal()),
-  };
+  const batch = syntheticImageBatch(cfg, rng, B, T, answer);
   const opt = createAdamW(model.parameters(), { weightDecay: 0.01 });
   await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
   const steps = quick ? 2 : 5;
