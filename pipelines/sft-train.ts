@@ -35,6 +35,7 @@ import { shardSource } from '../sources/shards.ts';
 import { repeatEpochs } from '../sources/repeat-epochs.ts';
 import { SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { shapesWorldFor } from './shapes-world.ts';
+import sftMix from './sft-mix.ts';
 import { tokenizeConversation } from '../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../transforms/bucket-by-length.ts';
 import { loadHeldoutQuestions, type MultichoiceForm } from '../transforms/shapes-heldout-questions.ts';
@@ -139,8 +140,9 @@ export default definePipeline({
     const worldDir = await shapesWorldFor(ctx, p.world, worldParams);
     let dataDir: string;
     if (p.data === '') {
-      // inputs named explicitly, so sft-mix does not (re)make a world of its own
-      dataDir = (await ctx.ensure('sft-mix', p.mix === '' ? `runs/sft-mix-${p.aokvqa_mode}` : p.mix, {
+      // inputs named explicitly, so sft-mix does not (re)make a world of its own; the definition is
+      // imported, not looked up by name, so a bundle of this pipeline (bench/gpu-sft.ts) carries it
+      dataDir = (await ctx.ensure(sftMix, p.mix === '' ? `runs/sft-mix-${p.aokvqa_mode}` : p.mix, {
         vqav2: path.join(worldDir, 'vqav2'),
         aokvqa: path.join(worldDir, 'aokvqa'),
         flickr30k: path.join(worldDir, 'flickr30k_entities'),
