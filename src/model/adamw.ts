@@ -83,8 +83,9 @@ export function createAdamW(params: readonly Parameter[], options: CreateAdamWOp
     return v;
   };
   const flatIdx = sizes.map((_, i) => i).filter((i) => inFlat[i]);
-  const flat = total > 0 ? { m: flatVariable(), v: flatVariable(), decay: Float32Array.from(flatIdx.flatMap((i) => new Array<number>(sizes[i]!).fill(params[i]!.decay ? 1 : 0))) } : null;
-  const decayMask = flat && o.weightDecay > 0 && flat.decay.some((x) => x > 0) ? tf.keep(tf.tensor1d(flat.decay)) : null;
+  const flat = total > 0 ? { m: flatVariable(), v: flatVariable() } : null;
+  const decays = flatIdx.some((i) => params[i]!.decay) && o.weightDecay > 0;
+  const decayMask = flat && decays ? tf.keep(tf.tensor1d(Float32Array.from(flatIdx.flatMap((i) => new Array<number>(sizes[i]!).fill(params[i]!.decay ? 1 : 0))))) : null;
   const zeros = (shape: readonly number[], i: number): Float32Array | tf.Variable => {
     if (impl === 'js' || inFlat[i]) return new Float32Array(impl === 'js' ? sizes[i]! : 0); // flat ones live in `flat`
     const z = tf.zeros(shape as number[]);

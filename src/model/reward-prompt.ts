@@ -156,6 +156,20 @@ export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardP
   return text + (eos ? '' : ' ') + evaluationText(captions, factsAt);
 }
 
+const TEMPLATE_IDS = new WeakMap<TextTokenizer, Map<string, ReadonlySet<number>>>();
+
+/** Ids of the template's own text (system prompt, evaluation request, caption headers), once per tokenizer and system prompt. */
+function templateIds(tok: TextTokenizer, system: string): ReadonlySet<number> {
+  let bySystem = TEMPLATE_IDS.get(tok);
+  if (!bySystem) TEMPLATE_IDS.set(tok, (bySystem = new Map()));
+  let ids = bySystem.get(system);
+  if (!ids) {
+    ids = new Set([...tok.encode(system), ...tok.encode(evaluationText([], 'end')), ...tok.encode(`${FACTS_HEADER} ${FACTS_FIRST_HEADER} ${FACTS_ABOVE}`)]);
+    bySystem.set(system, ids);
+  }
+  return ids;
+}
+
 /**
  * Token ids and image positions of the reward prompt: the policy's prompt (the chat template's
  * pieces), the response and its </s> as generated, then the evaluation text as one piece, so the
@@ -189,7 +203,7 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   const start = parts.prompt.ids.length;
   const end = start + response.length;
   const ids = [...parts.prompt.ids, ...response, ...parts.evaluation];
-  const template = new Set([...tok.encode(system), ...tok.encode(evaluationText([], 'end')), ...tok.encode(`${FACTS_HEADER} ${FACTS_FIRST_HEADER} ${FACTS_ABOVE}`)]);
+  const template = templateIds(tok, system);
   const factIds = new Set(captions.slice(0, kept).flatMap((c) => tok.encode(c)).filter((id) => !template.has(id)));
   const factMatch = response.map((id) => (factIds.has(id) ? 1 : 0));
   return { ids, imagePositions: parts.prompt.imagePositions, response: [start, end], factsGiven: given.length, factsKept: kept, factMatch };
