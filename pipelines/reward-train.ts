@@ -13,13 +13,16 @@
  * a sibling world with the same seed and parameters but more pairs on the same held-out
  * images); (2) a held-out share of the pairs, split by image (all pairs of an image on one
  * side), seeded by the run seed, so facts=true and facts=false runs with one seed are measured
- * on the same pairs; (3) training: shards read `epochs` times, each pass shuffled -> the rest
- * of the split -> batches -> reward-trainer (metrics.jsonl, checkpoint/ = the best held-out
- * accuracy, last/ for resuming). The reward prompt is longer than the policy's conversations,
- * so `context` may extend the SFT model's position table.
+ * on the same pairs; the held-out images split again (`validation_fraction`) into validation
+ * pairs, which choose the kept checkpoint, and the reported ones; (3) training: shards read
+ * `epochs` times, each pass shuffled -> the rest of the split -> batches -> reward-trainer
+ * (metrics.jsonl, checkpoint/ = the best validation accuracy, last/ for resuming). The reward
+ * prompt is longer than the policy's conversations, so `context` may extend the SFT model's
+ * position table.
  *
  * `summary.json` -> `result`: `facts`, `heldout.accuracy`, `heldout.hallucination_pair_accuracy`
- * (pairs where exactly one response names an absent object), `checkpoint`.
+ * (pairs where exactly one response names an absent object) of the kept checkpoint on pairs that
+ * did not choose it, `validation` (the figures that chose it), `checkpoint`.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,7 +31,7 @@ import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import type { Sink } from '../src/stream/stage.ts';
 import { batch } from '../src/stream/batch.ts';
 import { split } from '../src/stream/split.ts';
-import { deriveSeed } from '../src/stream/random.ts';
+import { deriveSeed, hashUnit } from '../src/stream/random.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { readManifest } from '../schemas/manifest.ts';
 import { preferenceSchema, type Preference } from '../schemas/preference.ts';
@@ -105,8 +108,9 @@ export default definePipeline({
     clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
     heldout_fraction: { type: 'number', default: 0.2, min: 0, max: 0.9, description: 'share of images whose pairs are held out for evaluation' },
     max_heldout: { type: 'number', default: 0, min: 0, integer: true, description: 'most held-out pairs scored (0: all)' },
+    validation_fraction: { type: 'number', default: 0.5, min: 0, max: 0.9, description: 'share of the held-out images whose pairs choose the kept checkpoint; the rest give the reported figures (0: the held-out pairs do both, which flatters them)' },
     eval_every: { type: 'number', default: 20, min: 0, integer: true, description: 'held-out evaluation every N steps (0: only at the end)' },
-    patience: { type: 'number', default: 0, min: 0, integer: true, description: 'evaluations without a better held-out accuracy before stopping (0: never early)' },
+    patience: { type: 'number', default: 0, min: 0, integer: true, description: 'evaluations without a better validation accuracy before stopping (0: never early)' },
     log_every: { type: 'number', default: 5, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
     context: { type: 'number', default: 384, min: 0, integer: true, description: 'reward model context; longer than the SFT model\'s extends its position table (0: the SFT model\'s)' },
     max_length: { type: 'number', default: 0, min: 0, integer: true, description: 'longest reward prompt (0: the context); captions are cut first, never the response' },
@@ -146,7 +150,17 @@ export default definePipeline({
     const splitSeed = deriveSeed(ctx.seed, 'reward-heldout');
     const splitOptions = { seed: splitSeed, key: (r: Preference) => r.image ?? r.id, fraction: p.heldout_fraction };
     const held = await ctx.flow({ source: shards(), stages: [split<Preference>({ ...splitOptions, take: 'holdout' })] as never[], sink: collect(p.max_heldout) }, { name: 'heldout' });
-    const heldout = held.result;
+    // the held-out images split again, by image: validation pairs choose the kept checkpoint, the
+    // others are only reported, so the reported accuracy is not the best of several looks at them
+    const validationSeed = deriveSeed(ctx.seed, 'reward-validation');
+    const isValidation = (r: Preference) => hashUnit(r.image ?? r.id, validationSeed) < p.validation_fraction;
+    let validation = held.result.filter(isValidation);
+    let heldout = held.result.filter((r) => !isValidation(r));
+    if (heldout.length === 0 || validation.length === 0) {
+      if (p.validation_fraction > 0 && held.result.length > 0) ctx.log(`reward-train: the ${held.result.length} held-out pairs do not split into validation and test (validation_fraction ${p.validation_fraction}); they choose the checkpoint and are reported`);
+      heldout = held.result;
+      validation = [];
+    }
     const trainRows = manifest.total_rows - (held.stages[1]?.out ?? heldout.length);
     if (trainRows <= 0) throw new BadInputError(`every one of the ${manifest.total_rows} pairs is held out`, { file: preferences, fix: 'lower heldout_fraction' });
 
@@ -156,7 +170,7 @@ export default definePipeline({
     // a margin for rejected records, so the data does not run out just before the last steps
     if (p.epochs === 0 && epochs * trainRows - steps * p.batch_size < 0.02 * trainRows) epochs++;
     const factMatch = p.fact_match && p.facts && p.likelihood;
-    ctx.log(`reward-train: facts=${p.facts}${p.facts ? ` (captions at the ${p.facts_at})` : ''}, pooling ${p.pooling}${p.likelihood ? ' with token likelihoods' : ''}${factMatch ? ' and caption matches' : ''}; ${trainRows} training pairs, ${heldout.length} held out (${heldout.filter((r) => r.hallucination === true).length} hallucination pairs); ${steps} steps of ${p.batch_size} pairs; backend ${backend.name}`);
+    ctx.log(`reward-train: facts=${p.facts}${p.facts ? ` (captions at the ${p.facts_at})` : ''}, pooling ${p.pooling}${p.likelihood ? ' with token likelihoods' : ''}${factMatch ? ' and caption matches' : ''}; ${trainRows} training pairs, ${held.result.length} held out (${validation.length > 0 ? `${validation.length} choosing the checkpoint, ` : ''}${heldout.length} reported, ${heldout.filter((r) => r.hallucination === true).length} of these hallucination pairs); ${steps} steps of ${p.batch_size} pairs; backend ${backend.name}`);
     const flow = await ctx.flow({
       source: repeatEpochs({ source: shards(), epochs, name: 'preferences' }),
       stages: [split<Preference>({ ...splitOptions, take: 'rest' }), batch<Preference>(p.batch_size)] as never[],
@@ -164,7 +178,7 @@ export default definePipeline({
         sft: sftCheckpoint, out: ctx.out, facts: p.facts, factsAt: p.facts_at, pooling: p.pooling, likelihood: p.likelihood, factMatch, imageRoot,
         steps, lr: p.lr, warmup: Math.min(p.warmup, steps), minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
         optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
-        heldout, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,
+        heldout, validation, evalEvery: p.eval_every, patience: p.patience, logEvery: p.log_every,
         examplesPerEpoch: trainRows, resume: p.resume, seed: ctx.seed,
         ...(p.max_length > 0 ? { maxLength: p.max_length } : {}),
         ...(p.context > 0 ? { contextLength: p.context } : {}),
@@ -173,7 +187,7 @@ export default definePipeline({
     }, { name: 'train' });
     const train = flow.result;
     const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '-');
-    ctx.log(`reward-train: facts=${p.facts}: held-out accuracy ${pct(train.heldout?.accuracy)}, on hallucination pairs ${pct(train.heldout?.hallucination_pair_accuracy)} (best step ${train.best_step} of ${train.steps}${train.stopped_early ? ', stopped early' : ''}); ${train.tokens_per_s} tokens/s`);
+    ctx.log(`reward-train: facts=${p.facts}: held-out accuracy ${pct(train.heldout?.accuracy)}, on hallucination pairs ${pct(train.heldout?.hallucination_pair_accuracy)} (kept step ${train.best_step} of ${train.steps}${train.validation ? `, chosen on ${train.validation.pairs} validation pairs at ${pct(train.validation.accuracy)}` : ''}${train.stopped_early ? ', stopped early' : ''}); ${train.tokens_per_s} tokens/s`);
     return {
       facts: p.facts,
       facts_at: p.facts_at,
@@ -181,11 +195,12 @@ export default definePipeline({
       likelihood: p.likelihood,
       fact_match: factMatch,
       heldout: train.heldout,
+      validation: train.validation,
       best_step: train.best_step,
       steps: train.steps,
       stopped_early: train.stopped_early,
       train,
-      data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, epochs, batch_size: p.batch_size },
+      data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, validation_pairs: validation.length, epochs, batch_size: p.batch_size },
       sft: sftCheckpoint,
       world,
       pairs_world: pairWorld,

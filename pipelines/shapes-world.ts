@@ -19,7 +19,9 @@ const shapesWorldPipeline = definePipeline({
   //    and every LLaVA conversation asks one such existence question
   // 6: VQA-v2 yes/no questions also ask "Is there a red circle in the image?" (POPE's wording), with
   //    colour-and-shape questions as often "yes" as "no"
-  version: 6,
+  // 7: LLaVA conversations also ask about absent shapes, relations, sizes compared and the highest
+  //    shape (the question kinds MMHal-Bench asks, in other wordings)
+  version: 7,
   description: 'Generate the shapes world: seeded images and raw dataset files in the real formats, for every converter and stage',
   params: {
     images: { type: 'number', default: 300, min: 1, max: 500_000, integer: true, description: 'train COCO-style images (SFT + held-out)' },

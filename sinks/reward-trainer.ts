@@ -7,12 +7,14 @@
  * `-log sigmoid(r_chosen - r_rejected) + 1e-3 * |mean(r_chosen + r_rejected)|`, with AdamW,
  * linear warmup and cosine decay. Every `evalEvery` steps the held-out pairs are scored:
  * accuracy overall and on hallucination pairs (`hallucination === true`: exactly one response
- * names an absent object). The best held-out accuracy (ties: a held-out loss lower by 1e-3) is kept in
- * `checkpoint/`; `patience` evaluations without improvement stop training early. Into `out`:
+ * names an absent object). The checkpoint with the best accuracy on the `validation` pairs (ties: a
+ * loss lower by 1e-3; without validation pairs, on the held-out ones) is kept in `checkpoint/`;
+ * `patience` evaluations without improvement stop training early. Into `out`:
  *
  *   metrics.jsonl   {step, loss, accuracy, lr, tokens_per_s, elapsed_s, epoch?, heldout_accuracy?,
- *                    heldout_hallucination_pair_accuracy?, heldout_loss?} (loss, accuracy: means
- *                    since the previous line; accuracy is on the training batches)
+ *                    heldout_hallucination_pair_accuracy?, heldout_loss?, validation_accuracy?,
+ *                    validation_hallucination_pair_accuracy?, validation_loss?} (loss, accuracy:
+ *                    means since the previous line; accuracy is on the training batches)
  *   checkpoint/     the best reward model: weights, config.json (heads ["reward"]), tokenizer.json,
  *                   trainer_state.json with its held-out figures
  *   last/           the latest state with optimizer moments, saved at every evaluation and at the
@@ -67,6 +69,9 @@ export interface RewardMetrics {
   heldout_accuracy?: number;
   heldout_hallucination_pair_accuracy?: number | null;
   heldout_loss?: number;
+  validation_accuracy?: number;
+  validation_hallucination_pair_accuracy?: number | null;
+  validation_loss?: number;
 }
 
 export interface HeldoutReport {
@@ -113,8 +118,14 @@ export interface RewardTrainerOptions {
   clipNorm?: number;
   /** Weight of |mean(r_chosen + r_rejected)|. Default 1e-3 (LLaVA-RLHF). */
   centeringCoef?: number;
-  /** Held-out pairs scored at each evaluation. */
+  /** Held-out pairs scored at each evaluation (the reported figures). */
   heldout?: readonly Preference[];
+  /**
+   * Pairs that choose the kept checkpoint (and count patience), scored beside the held-out ones.
+   * Absent or empty: the held-out pairs choose, and the reported figure is then the best of several
+   * looks at the same pairs (optimistic by the noise of those pairs).
+   */
+  validation?: readonly Preference[];
   /** Evaluate every N steps (0: only at the end). Default 0. */
   evalEvery?: number;
   /** Evaluations without a better held-out accuracy before stopping (0: never stop early). Default 0. */
@@ -157,6 +168,8 @@ export interface RewardTrainerSummary {
   stopped_early: boolean;
   /** Held-out figures of the kept checkpoint (null without held-out pairs). */
   heldout: HeldoutReport | null;
+  /** Validation figures of the kept checkpoint, which chose it (null without validation pairs). */
+  validation: HeldoutReport | null;
   pairs: number;
   tokens: number;
   tokens_per_s: number;
@@ -188,6 +201,7 @@ interface TrainerState {
   stale: number;
   stopped_early: boolean;
   best_heldout: HeldoutReport | null;
+  best_validation?: HeldoutReport | null;
 }
 
 function nonNegativeInt(name: string, v: unknown, allowZero = true): number {
@@ -315,6 +329,9 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
   if (options.contextLength !== undefined) nonNegativeInt('contextLength', options.contextLength, false);
   const heldout = options.heldout ?? [];
   if (!Array.isArray(heldout)) throw new InvalidOptionError('heldout', 'expected an array of preference records');
+  const validation = options.validation ?? [];
+  if (!Array.isArray(validation)) throw new InvalidOptionError('validation', 'expected an array of preference records');
+  if (validation.length > 0 && heldout.length === 0) throw new InvalidOptionError('validation', 'validation pairs choose among evaluations of the held-out pairs: give heldout pairs too');
   const checkpointDir = path.join(out, REWARD_CHECKPOINT_DIR);
   const lastDir = path.join(out, REWARD_LAST_DIR);
   const metricsFile = path.join(out, REWARD_METRICS_FILE);
@@ -401,7 +418,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
       const began = performance.now();
 
       const saveLast = () => saveCheckpoint(lastDir, { model, tokenizer, optimizer, state: { ...state } });
-      const log = async (report?: HeldoutReport): Promise<void> => {
+      const log = async (report?: HeldoutReport, chooser?: HeldoutReport): Promise<void> => {
         if (iSteps === 0 && report === undefined) return;
         const m: RewardMetrics = {
           step: state.step,
@@ -416,26 +433,36 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
             heldout_hallucination_pair_accuracy: report.hallucination_pair_accuracy,
             heldout_loss: report.loss,
           } : {}),
+          ...(chooser && chooser !== report ? {
+            validation_accuracy: chooser.accuracy,
+            validation_hallucination_pair_accuracy: chooser.hallucination_pair_accuracy,
+            validation_loss: chooser.loss,
+          } : {}),
         };
         if (iSteps > 0) { lastLoss = m.loss; lastAcc = m.accuracy; }
         iLoss = iAcc = iSteps = iTokens = iMs = 0;
         await appendFile(metricsFile, JSON.stringify(m) + '\n');
         options.onLog?.(m);
       };
-      /** Held-out evaluation; keeps the best model in checkpoint/ and counts patience. */
-      const evaluate = async (): Promise<HeldoutReport> => {
+      /**
+       * Held-out evaluation; keeps the best model in checkpoint/ and counts patience. The validation
+       * pairs choose when there are any, so the held-out figures of the kept model are not selected on.
+       */
+      const evaluate = async (): Promise<[HeldoutReport, HeldoutReport]> => {
         const report = await evaluatePreferences(model, tokenizer, images, heldout, { ...settings, batchSize: evalBatchSize });
+        const chooser = validation.length > 0 ? await evaluatePreferences(model, tokenizer, images, validation, { ...settings, batchSize: evalBatchSize }) : report;
         lastEvalStep = state.step;
         // equal accuracy counts as better only with a clearly lower loss (ties are common on small sets)
-        const better = report.accuracy > state.best_accuracy || (report.accuracy === state.best_accuracy && report.loss < state.best_loss - 1e-3);
+        const better = chooser.accuracy > state.best_accuracy || (chooser.accuracy === state.best_accuracy && chooser.loss < state.best_loss - 1e-3);
         if (better) {
-          Object.assign(state, { best_step: state.step, best_accuracy: report.accuracy, best_loss: report.loss, stale: 0, best_heldout: report });
-          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_at: factsAt, seed: ctx.seed, heldout: report } });
+          const best_validation = validation.length > 0 ? chooser : null;
+          Object.assign(state, { best_step: state.step, best_accuracy: chooser.accuracy, best_loss: chooser.loss, stale: 0, best_heldout: report, best_validation });
+          await saveCheckpoint(checkpointDir, { model, tokenizer, state: { step: state.step, facts: options.facts, facts_at: factsAt, seed: ctx.seed, heldout: report, validation: best_validation } });
         } else {
           state.stale++;
           if (patience > 0 && state.stale >= patience) state.stopped_early = true;
         }
-        return report;
+        return [report, chooser];
       };
 
       try {
@@ -500,8 +527,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
 
           const last = state.step === steps;
           if (heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last)) {
-            const report = await evaluate();
-            await log(report);
+            await log(...(await evaluate()));
             await saveLast();
           } else if (state.step % logEvery === 0 || last) {
             await log();
@@ -512,7 +538,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
         // the data ran out before `steps` (or nothing was trained here): end with an evaluation
         if (stepsHere > 0 && state.step < steps && !state.stopped_early) {
-          if (heldout.length > 0 && lastEvalStep !== state.step) await log(await evaluate());
+          if (heldout.length > 0 && lastEvalStep !== state.step) await log(...(await evaluate()));
           else await log();
           await saveLast();
         }
@@ -538,6 +564,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
         best_step: state.best_step,
         stopped_early: state.stopped_early,
         heldout: state.best_heldout,
+        validation: state.best_validation ?? null,
         pairs: state.examples,
         tokens,
         tokens_per_s: trainMs > 0 ? Math.round((tokens * 1000) / trainMs) : 0,

@@ -538,6 +538,27 @@ export interface Turn {
 const EXISTENCE = 4;
 
 /** A multi-turn conversation of faithful questions and answers about the shapes; one asks whether a kind is there. */
+/**
+ * Where object a is relative to b ("to the left of", "above", ...), along the axis on which their
+ * box centres differ most. a and b are kinds the image holds once each.
+ */
+export function relationOf(gt: GroundTruth, a: { color: Color; shape: Shape }, b: { color: Color; shape: Shape }): string {
+  const ga = gt.objects.find((o) => objectKey(o) === objectKey(a))!;
+  const gb = gt.objects.find((o) => objectKey(o) === objectKey(b))!;
+  const dx = (ga.box[0] + ga.box[2]) / 2 - (gb.box[0] + gb.box[2]) / 2;
+  const dy = (ga.box[1] + ga.box[3]) / 2 - (gb.box[1] + gb.box[3]) / 2;
+  return Math.abs(dx) >= Math.abs(dy) ? (dx < 0 ? 'to the left of' : 'to the right of') : dy < 0 ? 'above' : 'below';
+}
+
+/** Index of the object whose box starts highest (the first such on a tie). */
+export function topmostIndex(gt: GroundTruth): number {
+  let t = 0;
+  gt.objects.forEach((o, i) => {
+    if (o.box[1] < gt.objects[t]!.box[1]) t = i;
+  });
+  return t;
+}
+
 export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): Turn[] {
   const objs = textObjects(gt);
   const shapes = counts(objs.map((o) => o.shape));
@@ -575,6 +596,35 @@ export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng)
       if (uniq.length === 0) return undefined;
       const o = rng.pick(uniq);
       return [`Is the ${o.color} ${o.shape} small or large?`, `The ${o.color} ${o.shape} is ${o.size}.`];
+    },
+    // since world version 7 the conversations also ask the kinds of question a hallucination
+    // benchmark asks (LLaVA-Instruct's conversations do: absent objects, relations, sizes compared,
+    // the extreme one), in wordings of their own, so SFT has taught an answer before RLHF
+    () => {
+      const absent = SHAPES.filter((s) => !shapes.has(s));
+      if (absent.length === 0) return undefined;
+      const s = rng.pick(absent);
+      return [`What color is the ${s}?`, `There is no ${s} in the image. It shows ${joinList(objs.map((o) => objectPhrase(o, { size: false })))}.`];
+    },
+    () => {
+      const uniq = objs.filter((o) => kinds.get(objectKey(o)) === 1);
+      if (uniq.length < 2) return undefined;
+      const [a, b] = rng.shuffle(uniq.slice());
+      return [`Where is the ${a!.color} ${a!.shape} compared to the ${b!.color} ${b!.shape}?`, `The ${a!.color} ${a!.shape} is ${relationOf(gt, a!, b!)} the ${b!.color} ${b!.shape}.`];
+    },
+    () => {
+      const uniq = objs.filter((o) => kinds.get(objectKey(o)) === 1);
+      if (uniq.length < 2) return undefined;
+      const [a, b] = rng.shuffle(uniq.slice());
+      const q = `Which one is bigger, the ${a!.color} ${a!.shape} or the ${b!.color} ${b!.shape}?`;
+      if (a!.size === b!.size) return [q, `Neither: the ${a!.color} ${a!.shape} and the ${b!.color} ${b!.shape} are both ${a!.size}.`];
+      const big = a!.size === 'large' ? a! : b!;
+      return [q, `The ${big.color} ${big.shape} is bigger.`];
+    },
+    () => {
+      if (objs.length < 2) return undefined;
+      const top = objs[topmostIndex(gt)]!;
+      return ['Which shape is the highest in the image?', `The highest shape is ${objectPhrase(top, { article: 'the', size: false })}.`];
     },
   ];
   const rounds = rng.range(2, 4);
@@ -847,11 +897,7 @@ export function mmhalItem(type: MmhalType, gt: GroundTruth, cooc: Cooccurrence, 
     case 'relation': {
       if (uniqueKinds.length < 2) return undefined;
       const [a, b] = rng.shuffle(uniqueKinds.slice());
-      const ga = gt.objects.find((o) => objectKey(o) === objectKey(a!))!;
-      const gb = gt.objects.find((o) => objectKey(o) === objectKey(b!))!;
-      const dx = (ga.box[0] + ga.box[2]) / 2 - (gb.box[0] + gb.box[2]) / 2;
-      const dy = (ga.box[1] + ga.box[3]) / 2 - (gb.box[1] + gb.box[3]) / 2;
-      const rel = Math.abs(dx) >= Math.abs(dy) ? (dx < 0 ? 'to the left of' : 'to the right of') : dy < 0 ? 'above' : 'below';
+      const rel = relationOf(gt, a!, b!);
       return { question_topic: a!.shape, question: `Where is the ${a!.color} ${a!.shape} relative to the ${b!.color} ${b!.shape}?`, gt_answer: `The ${a!.color} ${a!.shape} is ${rel} the ${b!.color} ${b!.shape}.` };
     }
     case 'environment':
@@ -859,11 +905,7 @@ export function mmhalItem(type: MmhalType, gt: GroundTruth, cooc: Cooccurrence, 
     case 'holistic':
       return { question_topic: 'shapes', question: 'Describe the image in detail.', gt_answer: describeObjects(objs, gt.background, rng) };
     case 'other': {
-      let t = 0;
-      gt.objects.forEach((o, i) => {
-        if (o.box[1] < gt.objects[t]!.box[1]) t = i;
-      });
-      const top = objs[t]!;
+      const top = objs[topmostIndex(gt)]!;
       if (objs.length < 2) return { question_topic: top.shape, question: 'Where in the image is the shape placed?', gt_answer: `${cap(objectPhrase(top))} is ${positionPhrase(top.position)}.` };
       return { question_topic: top.shape, question: 'Which shape is closest to the top edge of the image?', gt_answer: `${cap(objectPhrase(top, { article: 'the' }))} is closest to the top.` };
     }

@@ -33,7 +33,7 @@ let sft: string;
 test.before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-reward-train-'));
   world = path.join(tmp, 'world');
-  await generateShapesWorld({ out: world, seed: 2, images: 8, flickrImages: 0, evalImages: 1, mmhalPerType: 0, preferencePerImage: 0 });
+  await generateShapesWorld({ out: world, seed: 2, images: 16, flickrImages: 0, evalImages: 1, mmhalPerType: 0, preferencePerImage: 0 });
   const images = (await readFile(path.join(world, 'ground_truth.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as GroundTruth).filter((g) => g.split !== 'eval').map((g) => g.image);
   const rng = new Rng(4);
   const records: Preference[] = Array.from({ length: 40 }, (_, i) => {
@@ -65,7 +65,7 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
   for (const facts of [true, false]) {
     const out = path.join(tmp, `rm-${facts}`);
     const summary = await runPipeline(rewardTrain, { out, params: { ...params, facts }, seed: 3, backend: 'wasm', cwd: ROOT });
-    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; fact_match: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; checkpoint: string; steps: number };
+    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; fact_match: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; validation: { pairs: number; accuracy: number } | null; data: { heldout_pairs: number; validation_pairs: number }; checkpoint: string; steps: number };
     t.is(result.facts, facts);
     t.is(result.facts_at, 'start');
     t.is(result.pooling, 'response-sum');
@@ -75,6 +75,10 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
     t.true(result.heldout.pairs > 0);
     t.true(result.heldout.accuracy >= 0 && result.heldout.accuracy <= 1);
     t.is(typeof result.heldout.hallucination_pair_accuracy, 'number');
+    // half the held-out images choose the checkpoint, the other half are reported
+    t.true(result.validation !== null && result.validation.pairs > 0, JSON.stringify(result.data));
+    t.is(result.data.validation_pairs, result.validation!.pairs);
+    t.is(result.data.heldout_pairs, result.heldout.pairs);
     const written = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as { result: typeof result };
     t.deepEqual(written.result.heldout, result.heldout);
     const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string; rewardLikelihood?: boolean; rewardFactMatch?: boolean };

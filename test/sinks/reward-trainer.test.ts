@@ -242,6 +242,33 @@ test.serial('early stopping: no held-out improvement for `patience` evaluations 
   t.true(r.summary.unused_batches > 0);
 });
 
+test.serial('validation pairs choose the kept checkpoint; the held-out figures reported are those of that step', async (t) => {
+  const out = path.join(root, 'run-validation');
+  // validation labels reversed: the better the model gets, the worse it does there, so validation
+  // keeps the first evaluation, where the held-out pairs (loss falling) would keep a later one
+  const reversed = makeRecords(16, 3, 'val').map((r) => ({ ...r, preference: (r.preference === 1 ? 2 : 1) as 1 | 2 }));
+  const r = await train(out, { steps: 8, evalEvery: 2, validation: reversed });
+  const evals = r.metrics.filter((m) => m.heldout_accuracy !== undefined);
+  t.deepEqual(evals.map((m) => m.step), [2, 4, 6, 8]);
+  for (const m of evals) t.is(typeof m.validation_accuracy, 'number');
+  const [first, last] = [evals[0]!, evals[3]!];
+  t.true(last.heldout_accuracy! > first.heldout_accuracy! || last.heldout_loss! < first.heldout_loss! - 1e-3, 'held-out pairs would keep a later step');
+  t.true(last.validation_accuracy! <= first.validation_accuracy! && last.validation_loss! > first.validation_loss!, 'reversed validation gets worse');
+  const best = Math.max(...evals.map((m) => m.validation_accuracy!));
+  t.is(r.summary.best_step, evals.find((m) => m.validation_accuracy === best)!.step);
+  t.is(r.summary.best_step, 2);
+  const kept = evals.find((m) => m.step === r.summary.best_step)!;
+  t.is(r.summary.heldout!.accuracy, kept.heldout_accuracy!);
+  t.is(r.summary.heldout!.pairs, HELDOUT.length);
+  t.is(r.summary.validation!.accuracy, kept.validation_accuracy!);
+  t.is(r.summary.validation!.pairs, 16);
+  const rm = await loadRewardModel(path.join(out, 'checkpoint'));
+  t.is((rm.checkpoint.state as { step: number }).step, 2);
+  rm.model.dispose();
+  // without validation pairs the held-out ones choose (and the summary says so by its null)
+  t.is((await train(path.join(root, 'run-no-validation'), { steps: 2, evalEvery: 2 })).summary.validation, null);
+});
+
 test.serial('a record whose prompt does not fit is rejected with the reason; the rest train', async (t) => {
   const out = path.join(root, 'run-reject');
   const long = { ...TRAIN[1]!, id: 'too-long', output_1: Array.from({ length: 100 }, () => 'red circle').join(' ') };
@@ -272,4 +299,5 @@ test('options are checked when the sink is made', (t) => {
   t.regex(t.throws(() => rewardTrainer({ ...base, lr: -1 }))!.message, /"lr"/);
   t.regex(t.throws(() => rewardTrainer({ ...base, factMatch: true }))!.message, /"factMatch".*likelihood/);
   t.regex(t.throws(() => rewardTrainer({ ...base, facts: false, likelihood: true, factMatch: true }))!.message, /no captions/);
+  t.regex(t.throws(() => rewardTrainer({ ...base, validation: HELDOUT }))!.message, /"validation".*heldout/);
 });

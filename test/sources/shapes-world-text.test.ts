@@ -2,7 +2,7 @@ import test from 'ava';
 import { Rng } from '../../src/stream/random.ts';
 import { COLORS, SHAPES, mentionedObjects, objectPhrase, positionOf, positionPhrase, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
 import { createCooccurrence, sampleScene, COMPANION_RATE } from '../../sources/shapes-world-scene.ts';
-import { annotatorChoice, describeObjects, evidenceYesNo, llavaConversation, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects, vqaItems } from '../../sources/shapes-world-text.ts';
+import { annotatorChoice, describeObjects, evidenceYesNo, llavaConversation, relationOf, topmostIndex, inventObjects, judgeMentions, llavaDetail, preferencePair, textObjects, vqaItems } from '../../sources/shapes-world-text.ts';
 import { pyJson, flickrXml } from '../../sources/shapes-world-formats.ts';
 import { sceneSvg } from '../../sources/shapes-world-render.ts';
 
@@ -256,4 +256,44 @@ test('llavaConversation: 2-4 rounds, exactly one existence question, at varying 
     t.is(/, so (yes|no), /.exec(answer)![1], g.objects.some((o) => o.color === color && o.shape === shape) ? 'yes' : 'no', answer);
   }
   t.deepEqual([...rounds].sort(), [0, 1, 2, 3]);
+});
+
+test('llavaConversation (world v7): absent shapes, relations, sizes compared and the highest shape, each answered truthfully', (t) => {
+  const seen = { absent: 0, relation: 0, bigger: 0, highest: 0 };
+  for (let i = 0; i < 400; i++) {
+    const g = scene(i);
+    const objs = textObjects(g);
+    const turns = llavaConversation(g, cooc, new Rng(i));
+    for (let k = 0; k + 1 < turns.length; k += 2) {
+      const q = turns[k]!.value.replace('<image>\n', '');
+      const a = turns[k + 1]!.value;
+      t.is(judgeMentions(a, objs).hallucinated, 0, `${q} -> ${a}`);
+      let m: RegExpExecArray | null;
+      if ((m = /^What color is the (\w+)\?$/.exec(q)) && (SHAPES as readonly string[]).includes(m[1]!) && !objs.some((o) => o.shape === m![1])) {
+        seen.absent++;
+        t.true(a.startsWith(`There is no ${m[1]} in the image. It shows `), a);
+        t.is(mentionedObjects(a).filter((x) => !x.negated).length, objs.length, a);
+      } else if ((m = /^Where is the (\w+) (\w+) compared to the (\w+) (\w+)\?$/.exec(q))) {
+        seen.relation++;
+        const rel = relationOf(g, { color: m[1] as never, shape: m[2] as never }, { color: m[3] as never, shape: m[4] as never });
+        t.is(a, `The ${m[1]} ${m[2]} is ${rel} the ${m[3]} ${m[4]}.`);
+        const ga = g.objects.find((o) => o.color === m![1] && o.shape === m![2])!;
+        const gb = g.objects.find((o) => o.color === m![3] && o.shape === m![4])!;
+        if (rel === 'to the left of') t.true(ga.box[0] + ga.box[2] < gb.box[0] + gb.box[2]);
+        if (rel === 'below') t.true(ga.box[1] + ga.box[3] > gb.box[1] + gb.box[3]);
+      } else if ((m = /^Which one is bigger, the (\w+) (\w+) or the (\w+) (\w+)\?$/.exec(q))) {
+        seen.bigger++;
+        const sa = objs.find((o) => o.color === m![1] && o.shape === m![2])!.size;
+        const sb = objs.find((o) => o.color === m![3] && o.shape === m![4])!.size;
+        if (sa === sb) t.true(a.startsWith('Neither: ') && a.endsWith(`both ${sa}.`), a);
+        else t.is(a, `The ${sa === 'large' ? `${m[1]} ${m[2]}` : `${m[3]} ${m[4]}`} is bigger.`);
+      } else if (q === 'Which shape is the highest in the image?') {
+        seen.highest++;
+        const top = g.objects[topmostIndex(g)]!;
+        t.true(g.objects.every((o) => o.box[1] >= top.box[1]));
+        t.is(a, `The highest shape is the ${top.color} ${top.shape}.`);
+      }
+    }
+  }
+  for (const [kind, n] of Object.entries(seen)) t.true(n >= 20, `${kind}: ${n}`);
 });
