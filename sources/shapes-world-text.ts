@@ -537,7 +537,6 @@ export interface Turn {
 /** Index of the existence question ("Is there a red circle in the image?") among llavaConversation's makers. */
 const EXISTENCE = 4;
 
-/** A multi-turn conversation of faithful questions and answers about the shapes; one asks whether a kind is there. */
 /**
  * Where object a is relative to b ("to the left of", "above", ...), along the axis on which their
  * box centres differ most. a and b are kinds the image holds once each.
@@ -559,6 +558,7 @@ export function topmostIndex(gt: GroundTruth): number {
   return t;
 }
 
+/** A multi-turn conversation of faithful questions and answers about the shapes; one asks whether a kind is there. */
 export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): Turn[] {
   const objs = textObjects(gt);
   const shapes = counts(objs.map((o) => o.shape));
