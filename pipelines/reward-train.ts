@@ -30,8 +30,8 @@ import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import type { Sink } from '../src/stream/stage.ts';
 import { batch } from '../src/stream/batch.ts';
-import { split } from '../src/stream/split.ts';
-import { deriveSeed, hashUnit } from '../src/stream/random.ts';
+import { exactShareByKey, split } from '../src/stream/split.ts';
+import { deriveSeed } from '../src/stream/random.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { readManifest } from '../schemas/manifest.ts';
 import { preferenceSchema, type Preference } from '../schemas/preference.ts';
@@ -151,17 +151,19 @@ export default definePipeline({
     const splitOptions = { seed: splitSeed, key: (r: Preference) => r.image ?? r.id, fraction: p.heldout_fraction };
     const held = await ctx.flow({ source: shards(), stages: [split<Preference>({ ...splitOptions, take: 'holdout' })] as never[], sink: collect(p.max_heldout) }, { name: 'heldout' });
     // the held-out images split again, by image: validation pairs choose the kept checkpoint, the
-    // others are only reported, so the reported accuracy is not the best of several looks at them
-    const validationSeed = deriveSeed(ctx.seed, 'reward-validation');
-    const isValidation = (r: Preference) => hashUnit(r.image ?? r.id, validationSeed) < p.validation_fraction;
-    let validation = held.result.filter(isValidation);
-    let heldout = held.result.filter((r) => !isValidation(r));
+    // others are only reported, so the reported accuracy is not the best of several looks at them.
+    // An exact share of the images: the default demo holds out ~20, and a hash threshold once gave
+    // validation 2 of them (8 pairs).
+    const keyOf = (r: Preference) => r.image ?? r.id;
+    const shares = exactShareByKey(held.result, keyOf, p.validation_fraction, deriveSeed(ctx.seed, 'reward-validation'));
+    let validation = shares.taken;
+    let heldout = shares.rest;
     if (heldout.length === 0 || validation.length === 0) {
       if (p.validation_fraction > 0 && held.result.length > 0) ctx.log(`reward-train: the ${held.result.length} held-out pairs do not split into validation and test (validation_fraction ${p.validation_fraction}); they choose the checkpoint and are reported`);
       heldout = held.result;
       validation = [];
     }
-    const trainRows = manifest.total_rows - (held.stages[1]?.out ?? heldout.length);
+    const trainRows = manifest.total_rows - (held.stages[1]?.out ?? held.result.length);
     if (trainRows <= 0) throw new BadInputError(`every one of the ${manifest.total_rows} pairs is held out`, { file: preferences, fix: 'lower heldout_fraction' });
 
     // ---- training -----------------------------------------------------------------------------
@@ -200,7 +202,7 @@ export default definePipeline({
       steps: train.steps,
       stopped_early: train.stopped_early,
       train,
-      data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, validation_pairs: validation.length, epochs, batch_size: p.batch_size },
+      data: { preferences, train_pairs: trainRows, heldout_pairs: heldout.length, validation_pairs: validation.length, heldout_images: new Set(heldout.map(keyOf)).size, validation_images: new Set(validation.map(keyOf)).size, epochs, batch_size: p.batch_size },
       sft: sftCheckpoint,
       world,
       pairs_world: pairWorld,

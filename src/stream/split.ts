@@ -70,3 +70,21 @@ export function split<T>(options: SplitOptions<T>): Stage<T, T> & { readonly con
     },
   };
 }
+
+/**
+ * Exact split of an in-memory list by key: the keys in seeded hash order, the first
+ * round(fraction x keys) of them taken, every record of a key on the same side. Where the
+ * streaming split above gives a share in expectation, this gives it exactly, which matters when
+ * there are few keys (a threshold of 0.5 over 20 images can take 2 of them).
+ */
+export function exactShareByKey<T>(records: readonly T[], key: (record: T) => string, fraction: number, seed: number): { taken: T[]; rest: T[] } {
+  if (!(fraction >= 0 && fraction <= 1)) throw new InvalidOptionError('fraction', `must be in [0, 1], got ${String(fraction)}`);
+  const keys = [...new Set(records.map(key))]
+    .map((k) => ({ k, h: hashUnit(k, seed) }))
+    .sort((a, b) => a.h - b.h || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  const chosen = new Set(keys.slice(0, Math.round(fraction * keys.length)).map((x) => x.k));
+  const taken: T[] = [];
+  const rest: T[] = [];
+  for (const r of records) (chosen.has(key(r)) ? taken : rest).push(r);
+  return { taken, rest };
+}

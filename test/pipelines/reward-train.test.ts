@@ -65,7 +65,7 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
   for (const facts of [true, false]) {
     const out = path.join(tmp, `rm-${facts}`);
     const summary = await runPipeline(rewardTrain, { out, params: { ...params, facts }, seed: 3, backend: 'wasm', cwd: ROOT });
-    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; fact_match: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; validation: { pairs: number; accuracy: number } | null; data: { heldout_pairs: number; validation_pairs: number }; checkpoint: string; steps: number };
+    const result = summary.result as { facts: boolean; facts_at: string; pooling: string; likelihood: boolean; fact_match: boolean; heldout: { accuracy: number; hallucination_pair_accuracy: number | null; pairs: number }; validation: { pairs: number; accuracy: number } | null; data: { heldout_pairs: number; validation_pairs: number; heldout_images: number; validation_images: number }; checkpoint: string; steps: number };
     t.is(result.facts, facts);
     t.is(result.facts_at, 'start');
     t.is(result.pooling, 'response-sum');
@@ -79,6 +79,7 @@ test.serial('facts=true and facts=false runs: summary has facts and held-out acc
     t.true(result.validation !== null && result.validation.pairs > 0, JSON.stringify(result.data));
     t.is(result.data.validation_pairs, result.validation!.pairs);
     t.is(result.data.heldout_pairs, result.heldout.pairs);
+    t.true(Math.abs(result.data.validation_images - result.data.heldout_images) <= 1, JSON.stringify(result.data));
     const written = JSON.parse(await readFile(path.join(out, 'summary.json'), 'utf8')) as { result: typeof result };
     t.deepEqual(written.result.heldout, result.heldout);
     const cfg = JSON.parse(await readFile(path.join(out, result.checkpoint, 'config.json'), 'utf8')) as { heads: string[]; language: { contextLength: number }; rewardPooling?: string; rewardLikelihood?: boolean; rewardFactMatch?: boolean };

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { split } from '../../src/stream/split.ts';
+import { exactShareByKey, split } from '../../src/stream/split.ts';
 import { Rng } from '../../src/stream/random.ts';
 import { runStage, testContext } from './helpers.ts';
 
@@ -45,4 +45,29 @@ test('split checks options', (t) => {
     t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
     t.regex(err!.message, re);
   }
+});
+
+test('exactShareByKey: exactly round(fraction x keys) keys taken, all records of a key on one side, seeded', (t) => {
+  // 21 images with 1-6 pairs each, in an interleaved order
+  const rng = new Rng(3);
+  const pairs = Array.from({ length: 21 }, (_, k) => Array.from({ length: 1 + rng.int(6) }, (_, j) => ({ id: `p${k}-${j}`, image: `img${k}` }))).flat();
+  const shuffled = rng.shuffle(pairs.slice());
+  const byImage = (r: { image: string }) => r.image;
+  for (const [fraction, want] of [[0.5, 11], [0.25, 5], [0, 0], [1, 21]] as const) {
+    for (const seed of [1, 2, 3]) {
+      const { taken, rest } = exactShareByKey(shuffled, byImage, fraction, seed);
+      const a = new Set(taken.map(byImage));
+      const b = new Set(rest.map(byImage));
+      t.is(a.size, want, `fraction ${fraction} seed ${seed}`);
+      t.is(b.size, 21 - want);
+      t.true([...a].every((k) => !b.has(k)), 'an image on both sides');
+      t.is(taken.length + rest.length, pairs.length);
+      // input order kept on each side
+      t.deepEqual(taken, shuffled.filter((r) => a.has(r.image)));
+    }
+  }
+  const s1 = exactShareByKey(shuffled, byImage, 0.5, 1).taken.map(byImage);
+  t.deepEqual(exactShareByKey(shuffled.slice().reverse(), byImage, 0.5, 1).taken.map(byImage).sort(), [...new Set(s1)].sort().flatMap((k) => s1.filter((x) => x === k)), 'the keys taken do not depend on input order');
+  t.notDeepEqual(new Set(exactShareByKey(shuffled, byImage, 0.5, 2).taken.map(byImage)), new Set(s1), 'another seed takes other keys');
+  t.throws(() => exactShareByKey(shuffled, byImage, 1.5, 1), { message: /"fraction"/ });
 });
