@@ -128,7 +128,7 @@ export interface RewardTrainerOptions {
   validation?: readonly Preference[];
   /** Evaluate every N steps (0: only at the end). Default 0. */
   evalEvery?: number;
-  /** Evaluations without a better held-out accuracy before stopping (0: never stop early). Default 0. */
+  /** Evaluations without a better accuracy on the choosing pairs (validation, else held out) before stopping (0: never stop early). Default 0. */
   patience?: number;
   /** A metrics line every N steps (and at evaluations and the last step). Default 10. */
   logEvery?: number;
