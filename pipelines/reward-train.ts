@@ -154,7 +154,7 @@ export default definePipeline({
     // others are only reported, so the reported accuracy is not the best of several looks at them.
     // An exact share of the images: the default demo holds out ~20, and a hash threshold once gave
     // validation 2 of them (8 pairs).
-    const keyOf = (r: Preference) => r.image ?? r.id;
+    const keyOf = splitOptions.key;
     const shares = exactShareByKey(held.result, keyOf, p.validation_fraction, deriveSeed(ctx.seed, 'reward-validation'));
     let validation = shares.taken;
     let heldout = shares.rest;
