@@ -6,6 +6,7 @@
  *   bash ../shared/gpu/prepare.sh bench/gpu-sft.ts sharp   # plus sharp's @img/*, detect-libc, semver
  *   bash .device/boot.sh --steps 600                        # there
  *   npx tsx bench/gpu-sft.ts --backend wasm --steps 20      # here
+ *   ... --set world=/tmp/w --set width=256                  # any sft-train parameter (repeatable)
  *
  * Prints the pipeline's log lines, then the held-out figures, ms per step and wall time.
  */
@@ -23,11 +24,13 @@ const arg = (name: string): string | undefined => {
 const backend = (arg('--backend') ?? 'webgpu') as BackendName;
 const steps = Number(arg('--steps') ?? 600);
 const out = arg('--out') ?? (await mkdtemp(path.join(os.tmpdir(), 'ff-gpu-sft-')));
+// `--set key=value` as the CLI takes it; these win over the defaults below
+const sets = process.argv.flatMap((a, i) => (a === '--set' && process.argv[i + 1] ? [process.argv[i + 1]!] : []));
 const t0 = performance.now();
 const summary = await runPipeline(sftTrain, {
   out, cwd: out, seed: 1, backend,
   // one thread: the CPU data-parallel workers are files of their own, which a bundle does not carry
-  params: { steps, vision_pretrain_steps: Math.min(300, steps), threads: 1 },
+  params: [`steps=${steps}`, `vision_pretrain_steps=${Math.min(300, steps)}`, 'threads=1', ...sets],
   log: (line) => process.stdout.write(line + '\n'),
 });
 const r = summary.result as { heldout?: { yesno_accuracy?: number; multichoice_accuracy?: number; loss?: number }; ms_per_step?: number; tokens_per_s?: number };

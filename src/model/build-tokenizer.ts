@@ -3,7 +3,10 @@
  * `tokenizer.json`, the format of a real Vicuna/LLaMA tokenizer, so that both load through
  * the same code (`loadTokenizer`). Like LLaMA's: Metaspace ("▁" marks a preceding space),
  * special tokens <unk>=0 <s>=1 </s>=2, plus <pad> and <image>; punctuation is split off so
- * "circle?" and "circle" share a token. Deterministic: the same corpus gives the same file.
+ * "circle?" and "circle" share a token, and every newline is a token of its own (as LLaMA's
+ * <0x0A>), so a line's last word never merges with the next line's first: multiple-choice
+ * options "A. green\nB. purple" must read "green" and "B", not one token "green\nB" that ties
+ * a colour to the next option's letter. Deterministic: the same corpus gives the same file.
  */
 import { InvalidOptionError } from '../errors.ts';
 
@@ -20,15 +23,15 @@ export interface BuildTokenizerOptions {
 /** The JSON object of a tokenizer.json; opaque outside the tokenizer modules. */
 export type TokenizerJson = Record<string, unknown>;
 
-/** Splits text the way the tokenizer's pre-tokenizer does: Metaspace words, punctuation isolated. */
+/** Splits text the way the tokenizer's pre-tokenizer does: Metaspace words, punctuation and newlines isolated. */
 export function preTokenize(text: string): string[] {
   const out: string[] = [];
   for (const word of text.split(' ')) {
     const w = SPACE + word;
-    // Punctuation "Isolated": every punctuation character becomes its own piece
+    // Punctuation "Isolated" and Split("\n", "Isolated"): each such character is its own piece
     let cur = '';
     for (const ch of w) {
-      if (/\p{P}/u.test(ch)) {
+      if (ch === '\n' || /\p{P}/u.test(ch)) {
         if (cur) out.push(cur);
         out.push(ch);
         cur = '';
@@ -97,7 +100,14 @@ export function buildTokenizer(corpus: Iterable<string>, options: BuildTokenizer
       id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
     })),
     normalizer: null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [metaspace, { type: 'Punctuation', behavior: 'Isolated' }] },
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        metaspace,
+        { type: 'Punctuation', behavior: 'Isolated' },
+        { type: 'Split', pattern: { String: '\n' }, behavior: 'Isolated', invert: false },
+      ],
+    },
     post_processor: null,
     decoder: metaspace,
     model: {

@@ -39,6 +39,19 @@ test('built tokenizer: deterministic and loads from a file through the Hugging F
   t.is(loaded.eosId, 2);
 });
 
+test('built tokenizer: a newline is a token of its own, so options read "green" then "B", never "green\\nB"', (t) => {
+  const options = (a: string, b: string) => `What color is the star?\nA. ${a}\nB. ${b}\nAnswer with the option's letter from the given choices directly.`;
+  const lines: string[] = [];
+  // the pairs repeat often enough that BPE would merge across the newline if the pre-tokenizer let it
+  for (let i = 0; i < 50; i++) for (const a of COLORS) for (const b of COLORS) if (a !== b) lines.push(options(a, b), 'A');
+  const mc = tokenizerFromJson(buildTokenizer(lines, { vocabSize: 300 }), tokenizerConfigFor());
+  const text = options('green', 'purple');
+  const pieces = mc.encode(text).map((id) => mc.idToToken(id));
+  t.false(pieces.some((p) => p.includes('\n') && p !== '\n'), pieces.join(' | '));
+  t.deepEqual(pieces.slice(pieces.indexOf('\u2581green') - 3, pieces.indexOf('\u2581green') + 4), ['\n', 'A', '.', '\u2581green', '\n', 'B', '.']);
+  t.is(mc.decode(mc.encode(text)), text);
+});
+
 test('loadTokenizer: a missing file and a non-tokenizer give FF_ERR_BAD_INPUT naming the file', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-tok-'));
   const e1 = await t.throwsAsync(loadTokenizer(path.join(dir, 'nope.json')));
