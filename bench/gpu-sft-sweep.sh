@@ -15,6 +15,7 @@ STEPS=${STEPS:-2000}; T_TRAIN=${T_TRAIN:-400}; BACKEND=${BACKEND:-webgpu}; LOCAL
 tar xzf "$here/img.tgz" -C "$here/node_modules"
 NODE=node
 if [ "$LOCAL" = 0 ]; then
+  # boot.sh's steps, done once here: several boot.sh at once would unpack the same files together
   for f in "$here"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   [ -f "$icd" ] && export VK_DRIVER_FILES=$icd __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
@@ -44,8 +45,9 @@ for name in "${!CFG[@]}"; do
 done
 wait
 echo "all $(( $(date +%s) - t0 )) s" | tee -a "$OUT/times.txt"
+# one archive: the device returns only a limited count of files from $OUT
+(cd /tmp && tar czf "$OUT/runs.tgz" $(ls -d r-*/summary.json r-*/metrics.jsonl r-*/vision_metrics.jsonl r-*/heldout_answers.jsonl 2>/dev/null))
 for name in "${!CFG[@]}"; do
-  mkdir -p "$OUT/$name"; for f in summary.json metrics.jsonl vision_metrics.jsonl heldout_answers.jsonl; do cp /tmp/r-$name/$f "$OUT/$name/" 2>/dev/null; done
   grep -h -E '^sft-train:|^\| ' "$OUT/$name.log" "$OUT/$name.eval.log" 2>/dev/null | sed "s/^/$name: /"
 done
 cat "$OUT/times.txt"; tail -3 "$OUT/smi.log" 2>/dev/null
