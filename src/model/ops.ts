@@ -168,6 +168,26 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, activ
 }
 
 /**
+ * x * cos + (x @ swap) * sin for x, cos, sin [n, width] and a signed permutation swap [width,
+ * width] (rotary positions; see rotary.ts). Gradient dx = dy * cos + (dy * sin) @ swap^T, and
+ * swap^T = -swap. cos, sin and swap are constants (no gradient).
+ */
+export function rotaryMix(x: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, swap: tf.Tensor2D): tf.Tensor2D {
+  const op = customOp(([xi], save) => {
+    // saved, not closed over: the caller may dispose the tables before backprop
+    save([cos, sin, swap]);
+    return {
+      value: tf.add(tf.mul(xi!, cos), tf.mul(tf.matMul(xi as tf.Tensor2D, swap), sin)),
+      gradFunc: (dy, saved) => {
+        const [c, s, w] = saved as tf.Tensor2D[];
+        return tf.sub(tf.mul(dy, c!), tf.matMul(tf.mul(dy, s!) as tf.Tensor2D, w!));
+      },
+    };
+  });
+  return op(x) as tf.Tensor2D;
+}
+
+/**
  * Rows of `table` [vocab, dim] picked by int32 `ids` [n]. Forward is a gather; the gradient is
  * a scatter-add of `dy` into the rows (ScatterNd sums duplicate indices), since wasm has no
  * gradient for gather and a one-hot matmul costs vocab x more.

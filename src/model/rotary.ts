@@ -7,18 +7,23 @@
  * it does not (measured, see README).
  *
  * The rotation is x * cos + rotateHalf(x) * sin, rotateHalf swapping each head's halves with a
- * sign ([x1, x2] -> [-x2, x1]): elementwise work, a split and a concat, whose gradients wasm has.
+ * sign ([x1, x2] -> [-x2, x1]). In the model it runs as one custom op (ops.rotaryMix) that swaps
+ * the halves by a product with a signed permutation matrix: on wasm a split, a negation and a
+ * concat, each recorded for autodiff, cost more than one small matmul each way.
  */
 import * as tf from '@tensorflow/tfjs';
+import { rotaryMix } from './ops.ts';
 
 /** Frequency base (LLaMA's). */
 export const ROTARY_BASE = 10000;
 
-/** cos/sin per position and channel [n, width], and the head count they were made for. */
+/** cos/sin per position and channel [n, width], the head count they were made for, and the half swap. */
 export interface Rotary {
   cos: tf.Tensor2D;
   sin: tf.Tensor2D;
   heads: number;
+  /** [width, width] signed permutation: x @ swap = rotateHalf(x). */
+  swap: tf.Tensor2D;
 }
 
 /** Angle of channel j (within a head of `headDim`) at position p. */
@@ -33,6 +38,22 @@ export function rotateHalf(x: tf.Tensor2D, heads: number): tf.Tensor2D {
   const half = width / heads / 2;
   const [x1, x2] = tf.split(tf.reshape(x, [n, heads, 2, half]), 2, 2);
   return tf.reshape(tf.concat([tf.neg(x2!), x1!], 2), [n, width]) as tf.Tensor2D;
+}
+
+/** The signed permutation matrix R [width, width] with x @ R = rotateHalf(x, heads). */
+export function rotateHalfMatrix(width: number, heads: number): Float32Array {
+  const hd = width / heads;
+  const half = hd / 2;
+  const m = new Float32Array(width * width);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      const lo = h * hd + i;
+      const hi = lo + half;
+      m[hi * width + lo] = -1; // out[lo] = -x[hi]
+      m[lo * width + hi] = 1; //  out[hi] = x[lo]
+    }
+  }
+  return m;
 }
 
 /** Tables for position ids [n] (the caller disposes them, or calls inside a tidy). */
@@ -55,14 +76,14 @@ export function rotaryTables(positions: Int32Array, width: number, heads: number
       }
     }
   }
-  return { cos: tf.tensor2d(cos, [n, width]), sin: tf.tensor2d(sin, [n, width]), heads };
+  return { cos: tf.tensor2d(cos, [n, width]), sin: tf.tensor2d(sin, [n, width]), heads, swap: tf.tensor2d(rotateHalfMatrix(width, heads), [width, width]) };
 }
 
 /** x [n, width] rotated by its positions' angles. */
 export function applyRotary(x: tf.Tensor2D, r: Rotary): tf.Tensor2D {
-  return tf.add(tf.mul(x, r.cos), tf.mul(rotateHalf(x, r.heads), r.sin)) as tf.Tensor2D;
+  return rotaryMix(x, r.cos, r.sin, r.swap);
 }
 
 export function disposeRotary(r: Rotary | null | undefined): void {
-  if (r) tf.dispose([r.cos, r.sin]);
+  if (r) tf.dispose([r.cos, r.sin, r.swap]);
 }

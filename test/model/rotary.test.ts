@@ -52,3 +52,22 @@ test('config: positions is checked; rotary needs an even head width', (t) => {
   t.throws(() => resolveModelConfig({ language: { positions: 'alibi' as never } }, TINY_MODEL_CONFIG), { message: /model\.language\.positions/ });
   t.throws(() => resolveModelConfig({ language: { positions: 'rotary', width: 18, heads: 2 } }, TINY_MODEL_CONFIG), { message: /even head width/ });
 });
+
+test('the rotation as one op (half swap by a signed permutation) equals the split/concat form, values and gradients', (t) => {
+  const rng = new Rng(3);
+  const width = 16, heads = 2, n = 5;
+  const x = tf.tensor2d(Array.from({ length: n * width }, () => rng.normal()), [n, width]);
+  const dy = tf.tensor2d(Array.from({ length: n * width }, () => rng.normal()), [n, width]);
+  const r = rotaryTables(Int32Array.from([0, 3, 7, 1, 40]), width, heads);
+  const reference = (v: tf.Tensor) => tf.add(tf.mul(v, r.cos), tf.mul(rotateHalf(v as tf.Tensor2D, heads), r.sin));
+  t.deepEqual(tf.matMul(x, r.swap).arraySync(), rotateHalf(x, heads).arraySync(), 'x @ swap = rotateHalf(x)');
+  const want = reference(x).dataSync();
+  const got = applyRotary(x, r).dataSync();
+  got.forEach((v, i) => t.true(Math.abs(v - want[i]!) < 1e-6, `value ${i}: ${v} vs ${want[i]}`));
+  const gWant = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(reference(v), dy)))(x).dataSync();
+  const gGot = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(applyRotary(v as tf.Tensor2D, r), dy)))(x).dataSync();
+  gGot.forEach((v, i) => t.true(Math.abs(v - gWant[i]!) < 1e-5, `gradient ${i}: ${v} vs ${gWant[i]}`));
+  t.true(gGot.some((v) => Math.abs(v) > 0.1), 'gradients are not all zero');
+  disposeRotary(r);
+  tf.dispose([x, dy]);
+});
