@@ -122,6 +122,7 @@ export default definePipeline({
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
     vision_pretrain_steps: { type: 'number', default: 300, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
     vision_batch_size: { type: 'number', default: 32, min: 1, integer: true, description: 'images per vision pretraining step' },
+    vision_lr: { type: 'number', default: -1, min: -1, description: 'vision pretraining peak learning rate (-1: lr)' },
     freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining)' },
     threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
@@ -131,6 +132,8 @@ export default definePipeline({
     if (ctx.partition.count > 1) throw new InvalidOptionError('partition', 'training is not partitioned', { fix: 'run sft-train without --partition' });
     if (p.image_size % p.patch_size !== 0) throw new InvalidOptionError('params.image_size', `${p.image_size} is not a multiple of patch_size ${p.patch_size}`);
     if (!(p.lr > 0)) throw new InvalidOptionError('params.lr', 'must be positive');
+    if (p.vision_lr === 0) throw new InvalidOptionError('params.vision_lr', 'must be positive, or -1 for lr');
+    const visionLr = p.vision_lr < 0 ? p.lr : p.vision_lr;
     const backend = await selectBackend(ctx.backend as BackendChoice, { log: ctx.log });
 
     // ---- data ---------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ export default definePipeline({
     // skipped when resuming: the SFT checkpoint holds the pretrained (frozen) encoder already
     let vision: VisionPretrainerSummary | undefined;
     if (p.vision_pretrain_steps > 0 && !resuming) {
-      vision = await pretrainVision(ctx, model, worldDir, worldImages, p.vision_pretrain_steps, p.vision_batch_size, p.lr);
+      vision = await pretrainVision(ctx, model, worldDir, worldImages, p.vision_pretrain_steps, p.vision_batch_size, visionLr);
       const h = vision.heldout;
       ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)` : ''}`);
     }

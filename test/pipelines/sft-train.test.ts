@@ -70,3 +70,15 @@ test('bad params fail before any work', async (t) => {
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.true(err!.message.includes('image_size'));
 });
+
+test.serial('vision_lr sets the vision pretraining learning rate apart from the SFT one; 0 is refused', async (t) => {
+  const err = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad-vlr'), params: { ...TINY, vision_lr: 0 }, cwd: ROOT }));
+  t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.true(err!.message.includes('vision_lr'));
+  const out = path.join(tmp, 'vlr');
+  await runPipeline(sftTrain, { out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), vision_pretrain_steps: 20, vision_lr: 0.0125, steps: 1, eval_images: 1 }, backend: 'wasm', cwd: ROOT });
+  const rows = (await readFile(path.join(out, 'vision_metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
+  t.is(Math.max(...rows.map((r) => r.lr)), 0.0125);
+  const sft = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
+  t.true(sft.every((r) => r.lr <= 2e-3), 'SFT keeps lr');
+});
