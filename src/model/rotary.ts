@@ -40,8 +40,16 @@ export function rotateHalf(x: tf.Tensor2D, heads: number): tf.Tensor2D {
   return tf.reshape(tf.concat([tf.neg(x2!), x1!], 2), [n, width]) as tf.Tensor2D;
 }
 
-/** The signed permutation matrix R [width, width] with x @ R = rotateHalf(x, heads). */
+const swapMatrices = new Map<string, Float32Array>();
+
+/**
+ * The signed permutation matrix R [width, width] with x @ R = rotateHalf(x, heads). Made once per
+ * shape (rotaryTables runs on every forward pass, including each decoding step); do not modify.
+ */
 export function rotateHalfMatrix(width: number, heads: number): Float32Array {
+  const key = `${width}/${heads}`;
+  const cached = swapMatrices.get(key);
+  if (cached) return cached;
   const hd = width / heads;
   const half = hd / 2;
   const m = new Float32Array(width * width);
@@ -53,6 +61,7 @@ export function rotateHalfMatrix(width: number, heads: number): Float32Array {
       m[lo * width + hi] = 1; //  out[hi] = x[lo]
     }
   }
+  swapMatrices.set(key, m);
   return m;
 }
 

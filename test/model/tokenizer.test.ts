@@ -47,6 +47,7 @@ test('built tokenizer: a newline is a token of its own, so options read "green" 
   const mc = tokenizerFromJson(buildTokenizer(lines, { vocabSize: 300 }), tokenizerConfigFor());
   const text = options('green', 'purple');
   const pieces = mc.encode(text).map((id) => mc.idToToken(id));
+  t.false(pieces.includes(undefined), 'every id has a token');
   t.false(pieces.some((p) => p !== undefined && p.includes('\n') && p !== '\n'), pieces.join(' | '));
   t.deepEqual(pieces.slice(pieces.indexOf('\u2581green') - 3, pieces.indexOf('\u2581green') + 4), ['\n', 'A', '.', '\u2581green', '\n', 'B', '.']);
   t.is(mc.decode(mc.encode(text)), text);
