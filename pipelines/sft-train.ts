@@ -49,8 +49,14 @@ import { batch } from '../src/stream/batch.ts';
 import { filter } from '../src/stream/filter.ts';
 import { map } from '../src/stream/map.ts';
 import { captionTagger, shapesWorldTags } from '../src/model/vision-tags.ts';
+import { alignProjector, type ProjectorAlignment } from '../src/model/projector-alignment.ts';
+import type { TagHead } from '../src/model/vision-pretrain.ts';
 import { heldoutImages } from '../transforms/shapes-heldout-questions.ts';
 
+/** Seed offset of a vision corpus world, so its images are not the SFT world's (same generator). */
+const VISION_WORLD_SEED_OFFSET = 1000;
+/** Images whose patches the projector alignment regresses on (256 x 16 patches: ample for 193 features). */
+const ALIGN_IMAGES = 256;
 /** Shapes-world images in the default world (the shapes-world pipeline's default). */
 const WORLD_DEFAULT_IMAGES = 300;
 
@@ -122,7 +128,10 @@ export default definePipeline({
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
     vision_pretrain_steps: { type: 'number', default: 300, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
     vision_batch_size: { type: 'number', default: 32, min: 1, integer: true, description: 'images per vision pretraining step' },
+    vision_world: { type: 'path', default: '', description: 'shapes world whose training images vision pretraining learns from (our CLIP stand-in\'s own corpus; made if missing, with vision_world_images images and its own seed); empty: the SFT world\'s training images' },
+    vision_world_images: { type: 'number', default: 10000, min: 10, integer: true, description: 'images of vision_world when it is made' },
     vision_lr: { type: 'number', default: -1, min: -1, description: 'vision pretraining peak learning rate (-1: lr)' },
+    align_projector: { type: 'boolean', default: true, description: 'after vision pretraining, start the projector so each patch enters the language model as the sum of the embeddings of the words its tags name (src/model/projector-alignment.ts; our stage-1 feature alignment); ignored without vision pretraining' },
     freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining)' },
     threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
@@ -209,7 +218,10 @@ export default definePipeline({
     // skipped when resuming: the SFT checkpoint holds the pretrained (frozen) encoder already
     let vision: VisionPretrainerSummary | undefined;
     if (p.vision_pretrain_steps > 0 && !resuming) {
-      vision = await pretrainVision(ctx, model, worldDir, worldImages, p.vision_pretrain_steps, p.vision_batch_size, visionLr);
+      const corpusDir = p.vision_world === '' ? worldDir : await shapesWorldFor(ctx, p.vision_world, { images: p.vision_world_images, eval_images: 20, flickr_images: 0 }, ctx.seed + VISION_WORLD_SEED_OFFSET);
+      const corpus = corpusDir === worldDir ? { dir: worldDir, images: worldImages } : { dir: corpusDir, images: createImageLoader({ size: config.vision.imageSize, root: path.join(corpusDir, 'images'), cacheSize: 0 }) };
+      const align = p.align_projector ? tokenizer : null;
+      vision = await pretrainVision(ctx, model, corpus, { dir: worldDir, images: worldImages }, p.vision_pretrain_steps, p.vision_batch_size, visionLr, align);
       const h = vision.heldout;
       ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)` : ''}`);
     }
@@ -300,35 +312,53 @@ export default definePipeline({
 async function pretrainVision(
   ctx: Parameters<Parameters<typeof definePipeline>[0]['run']>[0],
   model: MultimodalModel,
-  worldDir: string,
-  images: ReturnType<typeof createImageLoader>,
+  corpus: { dir: string; images: ReturnType<typeof createImageLoader> },
+  scored: { dir: string; images: ReturnType<typeof createImageLoader> },
   steps: number,
   batchSize: number,
   lr: number,
-): Promise<VisionPretrainerSummary> {
+  alignWith: TextTokenizer | null,
+): Promise<VisionPretrainerSummary & { projector_alignment?: ProjectorAlignment }> {
   const vocabulary = shapesWorldTags();
   const tagsOf = captionTagger(vocabulary);
-  const truth = await loadShapesTruth(path.join(worldDir, SHAPES_WORLD_FILES.ground_truth));
-  const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { splits?: { heldout?: number[] } };
-  const kept = new Set(world.splits?.heldout ?? []);
+  const truth = await loadShapesTruth(path.join(corpus.dir, SHAPES_WORLD_FILES.ground_truth));
+  // the SFT world's held-out images stay unseen; a corpus of its own has nothing to keep out
+  const kept = new Set(corpus.dir === scored.dir ? await heldoutIds(corpus.dir) : []);
   const pathOf = new Map<number, string>();
   for (const gt of truth.values()) if (gt.dataset === 'coco' && gt.split === 'train' && !kept.has(gt.image_id)) pathOf.set(gt.image_id, gt.image);
-  if (pathOf.size === 0) throw new BadInputError('the shapes world has no training images for vision pretraining', { file: worldDir, fix: 'make the world again, or set vision_pretrain_steps=0' });
+  if (pathOf.size === 0) throw new BadInputError('the shapes world has no training images for vision pretraining', { file: corpus.dir, fix: 'make the world again, or set vision_pretrain_steps=0' });
   const heldout: TaggedImage[] = [];
-  for (const gt of (await heldoutImages(worldDir)).slice(0, 256)) {
-    heldout.push({ image: gt.image, pixels: await images.load(gt.image), tags: tagsOf(gt.objects.map((o) => `${o.color} ${o.shape}`)) });
+  for (const gt of (await heldoutImages(scored.dir)).slice(0, 256)) {
+    heldout.push({ image: gt.image, pixels: await scored.images.load(gt.image), tags: tagsOf(gt.objects.map((o) => `${o.color} ${o.shape}`)) });
   }
+  let alignment: ProjectorAlignment | undefined;
+  const withHead = alignWith === null ? undefined : async function align(head: TagHead): Promise<void> {
+    // single-word tags only: "red circle" would count "red" and "circle" twice
+    const tagTokens = vocabulary.map((tag) => (/\s/.test(tag) ? [] : alignWith.encode(tag)));
+    const sample = [...pathOf.values()].slice(0, ALIGN_IMAGES);
+    const size = model.config.vision.imageSize ** 2 * 3;
+    const pixels = new Float32Array(sample.length * size);
+    for (let i = 0; i < sample.length; i++) pixels.set(await corpus.images.load(sample[i]!), i * size);
+    alignment = alignProjector(model, head, { pixels, count: sample.length, tagTokens });
+    ctx.log(`sft-train: projector aligned to the word embeddings of the tags on ${alignment.patches} patches (R^2 ${alignment.r2.toFixed(3)}; visual tokens' mean norm ${alignment.visual_norm.toFixed(2)}, word embeddings' ${alignment.embedding_norm.toFixed(2)})`);
+  };
   // every training image has captions, so the count is exact: no spare epoch to drain
   const epochs = Math.max(1, Math.ceil((steps * batchSize) / pathOf.size));
   const flow = await ctx.flow({
-    source: repeatEpochs({ source: cocoCaptionsSource({ file: path.join(worldDir, SHAPES_WORLD_FILES.coco_captions), name: 'captions' }), epochs, name: 'captions', expectedRecords: steps * batchSize }),
+    source: repeatEpochs({ source: cocoCaptionsSource({ file: path.join(corpus.dir, SHAPES_WORLD_FILES.coco_captions), name: 'captions' }), epochs, name: 'captions', expectedRecords: steps * batchSize }),
     stages: [
       filter<CocoCaptionsItem>((x) => pathOf.has(x.image_id), { name: 'training-images' }),
-      map<CocoCaptionsItem, TaggedImage>(async (x) => ({ image: pathOf.get(x.image_id)!, pixels: await images.load(pathOf.get(x.image_id)!), tags: tagsOf(x.captions) }), { name: 'tag', concurrency: 8 }),
+      map<CocoCaptionsItem, TaggedImage>(async (x) => ({ image: pathOf.get(x.image_id)!, pixels: await corpus.images.load(pathOf.get(x.image_id)!), tags: tagsOf(x.captions) }), { name: 'tag', concurrency: 8 }),
       batch<TaggedImage>(batchSize),
     ] as never[],
-    sink: visionPretrainer({ model, tags: vocabulary.length, steps, lr, warmup: Math.min(20, steps), out: ctx.out, heldout, evalEvery: 100, progress: ctx.progress }),
+    sink: visionPretrainer({ model, tags: vocabulary.length, steps, lr, warmup: Math.min(20, steps), out: ctx.out, heldout, evalEvery: 100, progress: ctx.progress, withHead }),
   }, { name: 'vision' });
-  return flow.result;
+  return alignment ? { ...flow.result, projector_alignment: alignment } : flow.result;
 }
 
+
+/** Image ids of a shapes world's held-out split (kept out of SFT and vision pretraining). */
+async function heldoutIds(worldDir: string): Promise<number[]> {
+  const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { splits?: { heldout?: number[] } };
+  return world.splits?.heldout ?? [];
+}

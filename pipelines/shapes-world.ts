@@ -81,11 +81,11 @@ export default shapesWorldPipeline;
  * summary (copied by hand) is taken as it is; a missing one is made with `params`.
  */
 /** `dir`: absolute, as path params arrive. */
-export async function shapesWorldFor(ctx: Pick<PipelineContext<unknown>, 'ensure'>, dir: string, params: Record<string, unknown> = {}): Promise<string> {
+export async function shapesWorldFor(ctx: Pick<PipelineContext<unknown>, 'ensure'>, dir: string, params: Record<string, unknown> = {}, seed?: number): Promise<string> {
   if (await isShapesWorld(dir)) {
     const done = await readRunSummary(dir);
     if (!done || done.pipeline !== shapesWorldPipeline.name) return path.resolve(dir);
     return (await ctx.ensure(shapesWorldPipeline, dir, { ...done.params }, { seed: done.seed })).out;
   }
-  return (await ctx.ensure(shapesWorldPipeline, dir, params)).out;
+  return (await ctx.ensure(shapesWorldPipeline, dir, params, seed === undefined ? undefined : { seed })).out;
 }

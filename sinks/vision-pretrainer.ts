@@ -13,7 +13,7 @@ import { createAdamW } from '../src/model/adamw.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import { applyGradients, computeGradients } from '../src/model/train-step.ts';
-import { createTagHead, predictTags, scoreTags, tagLoss, visionParameters, type TagPooling, type TagScores } from '../src/model/vision-pretrain.ts';
+import { createTagHead, predictTags, scoreTags, tagLoss, visionParameters, type TagHead, type TagPooling, type TagScores } from '../src/model/vision-pretrain.ts';
 
 export const VISION_METRICS_FILE = 'vision_metrics.jsonl';
 
@@ -42,6 +42,8 @@ export interface VisionPretrainerOptions {
   /** How the tag head pools the patches (vision-pretrain.ts); default 'max'. */
   pooling?: TagPooling;
   progress?: ProgressSink;
+  /** Called with the trained tag head before it is disposed (sft-train aligns the projector with it). */
+  withHead?: (head: TagHead) => Promise<void> | void;
 }
 
 export interface VisionPretrainerSummary {
@@ -124,6 +126,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
         }
         if (ctx.signal.aborted) throw new AbortedError('vision pretraining was aborted', { cause: ctx.signal.reason });
         if (step > 0 && step < steps && heldout.length > 0) scores = await evaluate(head);
+        if (step > 0) await options.withHead?.(head);
       } finally {
         bar?.stop();
         optimizer.dispose();

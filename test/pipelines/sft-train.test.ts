@@ -30,7 +30,7 @@ test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only ev
   const result = summary.result as {
     heldout: { loss: number; yesno_accuracy: number; multichoice_accuracy: number; questions: number };
     parameters: { total: number }; backend: { name: string }; tokens_per_s: number; train: { steps: number }; world: string;
-    vision_pretraining: { steps: number; images: number; heldout: { images: number; ranking_accuracy: number } }; frozen: string[];
+    vision_pretraining: { steps: number; images: number; heldout: { images: number; ranking_accuracy: number }; projector_alignment: { patches: number; tags_used: number; r2: number } }; frozen: string[];
   };
   t.is(result.train.steps, 4);
   // stage 1 ran on the world's captions, and SFT kept the encoder it made
@@ -38,6 +38,11 @@ test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only ev
   t.is(result.vision_pretraining.images, 12);
   t.true(result.vision_pretraining.heldout.images > 0);
   t.deepEqual(result.frozen, ['vision.']);
+  // the projector started from the tag words' embeddings: 8 colours + 6 shapes, 4 patches an image
+  const aligned = result.vision_pretraining.projector_alignment;
+  t.is(aligned.tags_used, 14);
+  t.true(aligned.patches > 0 && aligned.patches % 4 === 0);
+  t.true(aligned.r2 > 0 && aligned.r2 <= 1, `R^2 ${aligned.r2}`);
   const visionLines = (await readFile(path.join(out, 'vision_metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number });
   t.is(visionLines.at(-1)!.step, 3);
   t.true(result.heldout.loss > 0);
@@ -81,4 +86,29 @@ test.serial('vision_lr sets the vision pretraining learning rate apart from the 
   t.is(Math.max(...rows.map((r) => r.lr)), 0.0125);
   const sft = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
   t.true(sft.every((r) => r.lr <= 2e-3), 'SFT keeps lr');
+});
+
+test.serial('vision_world: vision pretraining learns from a world of its own, made with its own seed; the SFT world\'s held-out images score it', async (t) => {
+  const out = path.join(tmp, 'vworld-run');
+  const corpus = path.join(tmp, 'vworld');
+  const summary = await runPipeline(sftTrain, {
+    out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), vision_world: corpus, vision_world_images: 40, vision_pretrain_steps: 12, steps: 1, eval_images: 1, align_projector: false }, backend: 'wasm', cwd: ROOT,
+  });
+  const made = JSON.parse(await readFile(path.join(corpus, 'summary.json'), 'utf8')) as { seed: number; params: { images: number } };
+  t.is(made.params.images, 40);
+  t.is(made.seed, 1001, 'the corpus is not the SFT world drawn again');
+  const result = summary.result as { vision_pretraining: { images: number; heldout: { images: number }; projector_alignment?: unknown } };
+  t.is(result.vision_pretraining.projector_alignment, undefined, 'align_projector=false leaves the projector as initialised');
+  // 12 steps x 4 images: more than the SFT world's 18 training images, all from the corpus's 40
+  t.is(result.vision_pretraining.images, 48);
+  t.true(result.vision_pretraining.heldout.images > 0);
+  const scenes = async (dir: string) => (await readFile(path.join(dir, 'ground_truth.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.stringify((JSON.parse(l) as { objects: unknown }).objects));
+  const own = new Set(await scenes(path.join(tmp, 'world')));
+  const theirs = await scenes(corpus);
+  t.true(theirs.length >= 40);
+  t.true(theirs.filter((s) => own.has(s)).length < theirs.length / 4, 'mostly other scenes');
+  const flows = (summary as unknown as { flows: { name: string; stages: { name: string; in: number }[] }[] }).flows;
+  // 48 images over the corpus's 40 training images (none held out: a corpus has nothing to keep out): two epochs of 40
+  const training = flows.find((f) => f.name === 'vision')!.stages.find((st) => st.name === 'training-images')!;
+  t.is(training.in, 80);
 });
