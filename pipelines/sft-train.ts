@@ -339,7 +339,7 @@ async function pretrainVision(
     const size = model.config.vision.imageSize ** 2 * 3;
     const pixels = new Float32Array(sample.length * size);
     for (let i = 0; i < sample.length; i++) pixels.set(await corpus.images.load(sample[i]!), i * size);
-    alignment = alignProjector(model, head, { pixels, count: sample.length, tagTokens });
+    alignment = await alignProjector(model, head, { pixels, count: sample.length, tagTokens });
     ctx.log(`sft-train: projector aligned to the word embeddings of the tags on ${alignment.patches} patches (R^2 ${alignment.r2.toFixed(3)}; visual tokens' mean norm ${alignment.visual_norm.toFixed(2)}, word embeddings' ${alignment.embedding_norm.toFixed(2)})`);
   };
   // every training image has captions, so the count is exact: no spare epoch to drain

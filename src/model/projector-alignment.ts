@@ -44,7 +44,7 @@ export interface ProjectorAlignment {
 }
 
 /** Sets `projector.weight` and `projector.bias` of `model` in place; returns how well it fitted. */
-export function alignProjector(model: MultimodalModel, head: TagHead, options: ProjectorAlignmentOptions): ProjectorAlignment {
+export async function alignProjector(model: MultimodalModel, head: TagHead, options: ProjectorAlignmentOptions): Promise<ProjectorAlignment> {
   const cfg = model.config;
   if (options.tagTokens.length !== head.tags) throw new InvalidOptionError('tagTokens', `has ${options.tagTokens.length} entries, the tag head ${head.tags}`);
   if (!Number.isInteger(options.count) || options.count < 1) throw new InvalidOptionError('count', `must be a positive integer, got ${options.count}`);
@@ -57,7 +57,7 @@ export function alignProjector(model: MultimodalModel, head: TagHead, options: P
   const n = imageTokenCount(cfg);
   const p = cfg.vision.patchSize;
   const width = cfg.language.width;
-  const [gram, cross, yy, ySum, visualNorm, embNorm] = tf.tidy(() => {
+  const [gram, cross, yy, ySum, embNorm] = tf.tidy(() => {
     const patches = tf.tensor2d(patchify(options.pixels, options.count, cfg.vision.imageSize, p), [options.count * n, p * p * 3]);
     const feats = encodeImages(model.params, cfg, patches, options.count);
     const probs = tf.sigmoid(linear(feats, head.store.get('tags.weight') as tf.Tensor2D, head.store.get('tags.bias') as tf.Tensor1D));
@@ -71,17 +71,18 @@ export function alignProjector(model: MultimodalModel, head: TagHead, options: P
     const xt = tf.transpose(x);
     return [
       tf.matMul(xt, x), tf.matMul(xt, targets), tf.sum(tf.square(targets)), tf.sum(targets, 0),
-      tf.mean(tf.norm(targets, 'euclidean', 1)), tf.mean(tf.norm(embed, 'euclidean', 1)),
+      tf.mean(tf.norm(embed, 'euclidean', 1)),
     ];
   });
   const rows = options.count * n;
   const d = gram!.shape[0]!;
-  const g = Float64Array.from(gram!.dataSync());
-  const c = Float64Array.from(cross!.dataSync());
-  const sumY = ySum!.dataSync();
-  const sumYY = yy!.dataSync()[0]!;
-  const eNorm = embNorm!.dataSync()[0]!;
-  tf.dispose([gram!, cross!, yy!, ySum!, visualNorm!, embNorm!]);
+  // asynchronous reads: a GPU backend must not block on them (test/model/no-sync-read.test.ts)
+  const g = Float64Array.from(await gram!.data());
+  const c = Float64Array.from(await cross!.data());
+  const sumY = await ySum!.data();
+  const sumYY = (await yy!.data())[0]!;
+  const eNorm = (await embNorm!.data())[0]!;
+  tf.dispose([gram!, cross!, yy!, ySum!, embNorm!]);
   let diag = 0;
   for (let i = 0; i < d - 1; i++) diag += g[i * d + i]!;
   const lambda = (options.ridge ?? 1e-3) * (diag / (d - 1));
@@ -113,7 +114,7 @@ export function alignProjector(model: MultimodalModel, head: TagHead, options: P
     const v = linear(encodeImages(model.params, cfg, patches, options.count), model.params.get('projector.weight') as tf.Tensor2D, model.params.get('projector.bias') as tf.Tensor1D);
     return tf.mean(tf.norm(v, 'euclidean', 1));
   });
-  const vNorm = fitted.dataSync()[0]!;
+  const vNorm = (await fitted.data())[0]!;
   fitted.dispose();
   return { patches: rows, tags_used: used, r2: sst > 0 ? 1 - sse / sst : 1, visual_norm: vNorm, embedding_norm: eNorm };
 }

@@ -19,7 +19,7 @@ test('solveSymmetric solves a hand-made 2 x 2 system for two right-hand sides', 
   t.throws(() => solveSymmetric(Float64Array.of(1, 2, 2, 1), Float64Array.of(1, 1), 2, 1), { message: /positive definite/ });
 });
 
-test('alignProjector fits the least-squares projector to the tag words\' embeddings and reports its R^2 truthfully', (t) => {
+test('alignProjector fits the least-squares projector to the tag words\' embeddings and reports its R^2 truthfully', async (t) => {
   const model = createModel(TINY_MODEL_CONFIG, { seed: 5 });
   const cfg = model.config;
   const head = createTagHead(model, 3, 2);
@@ -28,7 +28,7 @@ test('alignProjector fits the least-squares projector to the tag words\' embeddi
   const pixels = Float32Array.from({ length: count * cfg.vision.imageSize ** 2 * 3 }, () => rng.normal());
   const tagTokens = [[3], [], [5, 6]];
   const before = model.params.get('projector.weight').dataSync().slice();
-  const fit = alignProjector(model, head, { pixels, count, tagTokens, ridge: 1e-9 });
+  const fit = await alignProjector(model, head, { pixels, count, tagTokens, ridge: 1e-9 });
   t.is(fit.patches, count * imageTokenCount(cfg));
   t.is(fit.tags_used, 2);
   t.notDeepEqual(Array.from(model.params.get('projector.weight').dataSync()), Array.from(before));
@@ -70,13 +70,13 @@ test('alignProjector fits the least-squares projector to the tag words\' embeddi
   model.dispose();
 });
 
-test('alignProjector refuses tags that name no tokens or ids outside the vocabulary', (t) => {
+test('alignProjector refuses tags that name no tokens or ids outside the vocabulary', async (t) => {
   const model = createModel(TINY_MODEL_CONFIG, { seed: 5 });
   const head = createTagHead(model, 2, 2);
   const pixels = new Float32Array(TINY_MODEL_CONFIG.vision.imageSize ** 2 * 3);
-  t.throws(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[], []] }), { message: /no tag/ });
-  t.throws(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[1], [999]] }), { message: /outside the vocabulary/ });
-  t.throws(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[1]] }), { message: /2/ });
+  await t.throwsAsync(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[], []] }), { message: /no tag/ });
+  await t.throwsAsync(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[1], [999]] }), { message: /outside the vocabulary/ });
+  await t.throwsAsync(() => alignProjector(model, head, { pixels, count: 1, tagTokens: [[1]] }), { message: /2/ });
   head.dispose();
   model.dispose();
 });
