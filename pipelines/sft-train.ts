@@ -131,7 +131,7 @@ export default definePipeline({
     vision_world: { type: 'path', default: '', description: 'shapes world whose training images vision pretraining learns from (our CLIP stand-in\'s own corpus; made if missing, with vision_world_images images and its own seed); empty: the SFT world\'s training images' },
     vision_world_images: { type: 'number', default: 10000, min: 10, integer: true, description: 'images of vision_world when it is made' },
     vision_lr: { type: 'number', default: -1, min: -1, description: 'vision pretraining peak learning rate (-1: lr)' },
-    align_projector: { type: 'boolean', default: true, description: 'after vision pretraining, start the projector so each patch enters the language model as the sum of the embeddings of the words its tags name (src/model/projector-alignment.ts; our stage-1 feature alignment); ignored without vision pretraining' },
+    align_projector: { type: 'boolean', default: false, description: 'after vision pretraining, start the projector so each patch enters the language model as the sum of the embeddings of the words its tags name (src/model/projector-alignment.ts; our stage-1 feature alignment; measured mixed, so off by default); ignored without vision pretraining' },
     freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining)' },
     threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },

@@ -25,7 +25,7 @@ const TINY = {
 
 test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only evaluates the finished checkpoint', async (t) => {
   const out = path.join(tmp, 'sft');
-  const params = { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix') };
+  const params = { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), align_projector: true };
   const summary = await runPipeline(sftTrain, { out, params, backend: 'wasm', cwd: ROOT });
   const result = summary.result as {
     heldout: { loss: number; yesno_accuracy: number; multichoice_accuracy: number; questions: number };
@@ -92,13 +92,13 @@ test.serial('vision_world: vision pretraining learns from a world of its own, ma
   const out = path.join(tmp, 'vworld-run');
   const corpus = path.join(tmp, 'vworld');
   const summary = await runPipeline(sftTrain, {
-    out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), vision_world: corpus, vision_world_images: 40, vision_pretrain_steps: 12, steps: 1, eval_images: 1, align_projector: false }, backend: 'wasm', cwd: ROOT,
+    out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), vision_world: corpus, vision_world_images: 40, vision_pretrain_steps: 12, steps: 1, eval_images: 1 }, backend: 'wasm', cwd: ROOT,
   });
   const made = JSON.parse(await readFile(path.join(corpus, 'summary.json'), 'utf8')) as { seed: number; params: { images: number } };
   t.is(made.params.images, 40);
   t.is(made.seed, 1001, 'the corpus is not the SFT world drawn again');
   const result = summary.result as { vision_pretraining: { images: number; heldout: { images: number }; projector_alignment?: unknown } };
-  t.is(result.vision_pretraining.projector_alignment, undefined, 'align_projector=false leaves the projector as initialised');
+  t.is(result.vision_pretraining.projector_alignment, undefined, 'align_projector is off by default: the projector stays as initialised');
   // 12 steps x 4 images: more than the SFT world's 18 training images, all from the corpus's 40
   t.is(result.vision_pretraining.images, 48);
   t.true(result.vision_pretraining.heldout.images > 0);
