@@ -356,7 +356,6 @@ async function pretrainVision(
   return alignment ? { ...flow.result, projector_alignment: alignment } : flow.result;
 }
 
-
 /** Image ids of a shapes world's held-out split (kept out of SFT and vision pretraining). */
 async function heldoutIds(worldDir: string): Promise<number[]> {
   const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { splits?: { heldout?: number[] } };
