@@ -5,17 +5,16 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, realpath, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main, optionTexts } from '../../src/cli/main.ts';
 import type { CliIo } from '../../src/cli/io.ts';
+import { sharedTempDir, tempDir } from '../helpers/temp-dir.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = path.join(root, 'bin', 'pipeline.js');
 const tiny = 'test/fixtures/pipelines/tiny-count.ts';
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-cli-'));
 
 interface Ran {
   code: number | null;
@@ -48,11 +47,12 @@ async function inProcess(args: string[], debug = false): Promise<Ran> {
 }
 
 // a small shard folder made by the real shard sink (slow-count fixture, unthrottled)
+const sharedDir = sharedTempDir('ff-cli-');
 let shards = '';
 test.before(async () => {
   process.env.SLOW_COUNT_DELAY_MS = '0';
   const { runPipeline } = await import('../../src/pipeline/run-pipeline.ts');
-  shards = path.join(await tmp(), 'slow');
+  shards = path.join(sharedDir, 'slow');
   await runPipeline('test/fixtures/pipelines/slow-count.ts', { cwd: root, out: shards, params: ['rows=2500'] });
 });
 
@@ -69,7 +69,7 @@ test('list shows each pipeline with its description and parameters', async (t) =
 });
 
 test('run prints the summary table and where the outputs are', async (t) => {
-  const out = path.join(await tmp(), 'run');
+  const out = path.join(await tempDir(t, 'ff-cli-'), 'run');
   const r = await cli(['run', tiny, '--set', 'n=30', '--set', 'label=things', '--out', out, '--seed', '4']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /flow "flow"\nstage +in +out +rejected\ngenerate +30 +30 +0\ndrop-multiples +30 +26 +4\ncount +26 +26 +0\nin = out \+ rejected: ok/);
@@ -162,7 +162,7 @@ test('inspect text output: summary, schema, head', async (t) => {
 });
 
 test('inspect validate: exit 1 listing failures with shard file and row', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-cli-');
   const file = path.join(dir, 'bad.jsonl');
   const ok = { id: 'a', image: null, conversations: [{ from: 'human', value: 'hi' }, { from: 'gpt', value: 'hello' }], source: 'llava', meta: '' };
   await writeFile(file, [ok, { ...ok, id: '' }, ok, { ...ok, meta: '[1]' }].map((x) => JSON.stringify(x)).join('\n') + '\n');
@@ -172,7 +172,7 @@ test('inspect validate: exit 1 listing failures with shard file and row', async 
 });
 
 test('inspect head --sort reward shows highest and lowest side by side; eval records in columns', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-cli-');
   const rollouts = path.join(dir, 'rollouts.jsonl');
   const rows = [1.5, -3, 0.2].map((r, i) => ({
     id: `r${i}`, image: 'a.jpg', conversations: [{ from: 'human', value: `<image>\nquestion ${i}` }], response: `response number ${i}`,
@@ -197,7 +197,7 @@ test('a closed stdout pipe (EPIPE) ends quietly', async (t) => {
 });
 
 test('merge via the CLI reports a missing partition', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-cli-');
   const { runPipeline } = await import('../../src/pipeline/run-pipeline.ts');
   await runPipeline(tiny, { cwd: root, out: path.join(dir, 'p0') }); // not a shard run: no partition manifests
   const r = await inProcess(['merge', path.join(dir, 'out'), path.join(dir, 'p0')]);
@@ -215,7 +215,7 @@ test('optionTexts keeps values as typed (no number coercion), finds --x=v, and m
 });
 
 test('relative --out and numeric-looking values: taken as typed, from the folder the command runs in', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-cli-');
   const child = spawn(process.execPath, [bin, 'run', path.join(root, tiny), '--out', '007', '--set', 'n=5', '--set', 'label=1e3', '--quiet'], { cwd: dir, env: { ...process.env, FACTFLOW_DEBUG: '' } });
   let stdout = '';
   let stderr = '';

@@ -1,6 +1,5 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { IntCounter } from '../../src/inspect/histogram.ts';
@@ -9,8 +8,7 @@ import { inspectShards } from '../../src/inspect/inspect-shards.ts';
 import { inspectSchema } from '../../src/inspect/inspect-schema.ts';
 import { validateShards } from '../../src/inspect/validate-shards.ts';
 import { renderBoxes } from '../../src/inspect/render-boxes.ts';
-
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-inspect-'));
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function conversation(i: number, rounds: number, source: string) {
   const turns = [];
@@ -40,7 +38,7 @@ test('IntCounter bins exactly for small ranges and by powers of two otherwise', 
 });
 
 test('inspectShards on a JSONL file: rows, per-source counts and turn histograms', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-inspect-');
   const file = await jsonl(dir, 'c.jsonl', [conversation(0, 1, 'vqav2'), conversation(1, 2, 'vqav2'), conversation(2, 2, 'aokvqa')]);
   const r = await inspectShards(file);
   t.is(r.kind, 'file');
@@ -53,7 +51,7 @@ test('inspectShards on a JSONL file: rows, per-source counts and turn histograms
 });
 
 test('validateShards lists failures with file and row; unreadable lines count too', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-inspect-');
   const bad = { ...conversation(1, 1, 'vqav2'), conversations: [{ from: 'gpt', value: 'starts with gpt' }] };
   const file = await jsonl(dir, 'v.jsonl', [conversation(0, 1, 'vqav2'), bad, '{not json', conversation(3, 1, '')]);
   const r = await validateShards(file, { schema: 'conversation' });
@@ -71,7 +69,7 @@ test('validateShards lists failures with file and row; unreadable lines count to
 });
 
 test('a file whose schema cannot be told needs --schema', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-inspect-');
   const file = await jsonl(dir, 'x.jsonl', [{ a: 1 }]);
   const e = await t.throwsAsync(validateShards(file));
   t.is((e as { code?: string }).code, 'FF_ERR_BAD_INPUT');
@@ -82,7 +80,7 @@ test('a file whose schema cannot be told needs --schema', async (t) => {
 });
 
 test('headRecords: first n, or the n highest and lowest by reward', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-inspect-');
   const rollouts = [0.5, -2, 3, 1, -1].map((r, i) => ({ id: `r${i}`, response: `answer ${i}`, reward_model: r - 0.1, reward_total: r }));
   const file = await jsonl(dir, 'r.jsonl', rollouts);
   const first = await headRecords(file, { n: 2 });
@@ -96,7 +94,7 @@ test('headRecords: first n, or the n highest and lowest by reward', async (t) =>
 });
 
 test('renderBoxes draws labelled boxes on upscaled images', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-inspect-');
   await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } }).png().toFile(path.join(dir, 'white.png'));
   const record = {
     id: 'f1',

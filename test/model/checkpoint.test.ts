@@ -1,6 +1,5 @@
 import test from 'ava';
-import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import * as os from 'node:os';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -12,6 +11,7 @@ import { trainStep, type TrainBatch } from '../../src/model/train-step.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { loadCheckpoint, loadModel, restoreOptimizer, saveCheckpoint } from '../../src/model/checkpoint.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -38,7 +38,7 @@ function weightBytes(m: MultimodalModel): Map<string, Buffer> {
 }
 
 test.serial('save -> load gives bit-identical weights, config and tokenizer', async (t) => {
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-ck-')), 'checkpoint');
+  const dir = path.join(await tempDir(t, 'ff-ck-'), 'checkpoint');
   const m = createModel(cfg, { seed: 3 });
   await saveCheckpoint(dir, { model: m, tokenizer: tok, state: { step: 0, note: 'x' } });
   t.deepEqual((await readdir(dir)).sort(), ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'trainer_state.json']);
@@ -51,7 +51,7 @@ test.serial('save -> load gives bit-identical weights, config and tokenizer', as
 });
 
 test.serial('resume: optimizer state restored, the next steps equal an uninterrupted run', async (t) => {
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-ck-')), 'checkpoint');
+  const dir = path.join(await tempDir(t, 'ff-ck-'), 'checkpoint');
   const a = createModel(cfg, { seed: 4 });
   const optA = createAdamW(a.parameters(), { weightDecay: 0.1 });
   for (let s = 0; s < 3; s++) trainStep(a, optA, batch(s), { lr: 1e-2, clipNorm: 1 });
@@ -72,7 +72,7 @@ test.serial('resume: optimizer state restored, the next steps equal an uninterru
 });
 
 test.serial('saving over a checkpoint replaces it whole; a swap interrupted after the first rename still loads', async (t) => {
-  const parent = await mkdtemp(path.join(os.tmpdir(), 'ff-ck-'));
+  const parent = await tempDir(t, 'ff-ck-');
   const dir = path.join(parent, 'checkpoint');
   const m = createModel(cfg, { seed: 5 });
   await saveCheckpoint(dir, { model: m, tokenizer: tok, state: { step: 1 } });
@@ -86,7 +86,7 @@ test.serial('saving over a checkpoint replaces it whole; a swap interrupted afte
 });
 
 test.serial('a reward model from an SFT checkpoint: trunk loaded, fresh reward head; value head starts at zero', async (t) => {
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-ck-')), 'sft');
+  const dir = path.join(await tempDir(t, 'ff-ck-'), 'sft');
   const sft = createModel({ ...cfg, heads: ['lm'] }, { seed: 6 });
   await saveCheckpoint(dir, { model: sft, tokenizer: tok });
   const { model: rm } = await loadModel(dir, { heads: ['reward'] });
@@ -98,7 +98,7 @@ test.serial('a reward model from an SFT checkpoint: trunk loaded, fresh reward h
 });
 
 test.serial('missing checkpoint, wrong shapes, broken config: FF_ERR_CHECKPOINT naming the file', async (t) => {
-  const parent = await mkdtemp(path.join(os.tmpdir(), 'ff-ck-'));
+  const parent = await tempDir(t, 'ff-ck-');
   const e = await t.throwsAsync(loadModel(path.join(parent, 'nope')));
   t.is((e as { code?: string }).code, 'FF_ERR_CHECKPOINT');
   t.true(e!.message.includes(path.join(parent, 'nope')));
@@ -118,7 +118,7 @@ test.serial('missing checkpoint, wrong shapes, broken config: FF_ERR_CHECKPOINT 
 });
 
 test.serial('a config.json from before rotary positions (no language.positions) loads as learned positions', async (t) => {
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-ck-')), 'checkpoint');
+  const dir = path.join(await tempDir(t, 'ff-ck-'), 'checkpoint');
   const m = createModel(cfg, { seed: 4 });
   await saveCheckpoint(dir, { model: m, tokenizer: tok });
   const file = path.join(dir, 'config.json');

@@ -1,9 +1,8 @@
 import test from 'ava';
-import { mkdtemp } from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { CLIP_MEAN, CLIP_STD, createImageLoader, prepareImage } from '../../src/model/image-input.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 async function redWide(dir: string): Promise<string> {
   const file = path.join(dir, 'red.png');
@@ -14,7 +13,7 @@ async function redWide(dir: string): Promise<string> {
 const norm = (v: number, c: number) => (v / 255 - CLIP_MEAN[c]!) / CLIP_STD[c]!;
 
 test('pads to square with the CLIP mean colour, resizes, normalises (HWC)', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-img-'));
+  const dir = await tempDir(t, 'ff-img-');
   const px = await prepareImage(await redWide(dir), 16);
   t.is(px.length, 16 * 16 * 3);
   const at = (x: number, y: number, c: number) => px[(y * 16 + x) * 3 + c]!;
@@ -25,7 +24,7 @@ test('pads to square with the CLIP mean colour, resizes, normalises (HWC)', asyn
 });
 
 test('loader: LRU cache per path; a bad file is a clear error and is not cached', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-img-'));
+  const dir = await tempDir(t, 'ff-img-');
   await redWide(dir);
   const loader = createImageLoader({ size: 8, root: dir, cacheSize: 1 });
   const a = await loader.load('red.png');

@@ -6,8 +6,7 @@
  * keeps synchronous reads in the CPU-only files.
  */
 import test from 'ava';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import * as os from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -23,6 +22,7 @@ import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokeni
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { heldoutLoss } from '../../sinks/sft-trainer.ts';
 import { sumMany } from '../../src/model/ops.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const cpuFactory = tf.findBackendFactory('cpu')!;
 tf.registerBackend('nosync', () => cpuFactory());
@@ -84,7 +84,7 @@ test.serial('SFT step, held-out loss, reward and PPO gradients, checkpoint: no s
   t.is(gen.length, 2);
 
   const tok = tokenizerFromJson(buildTokenizer(['is there a red circle', 'yes no'], { vocabSize: 128 }), tokenizerConfigFor());
-  const dir = path.join(await mkdtemp(path.join(os.tmpdir(), 'ff-nosync-')), 'checkpoint');
+  const dir = path.join(await tempDir(t, 'ff-nosync-'), 'checkpoint');
   await saveCheckpoint(dir, { model, tokenizer: tok, optimizer: opt, state: { step: 7 } });
   const { checkpoint } = await loadModel(dir);
   t.is(checkpoint.state.step, 7);

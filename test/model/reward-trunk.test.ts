@@ -13,6 +13,7 @@ import { extendPositions, loadRewardTrunk } from '../../src/model/reward-trunk.t
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { VICUNA_SYSTEM_PROMPT } from '../../src/model/chat-template.ts';
 import { encodeRewardPrompt, REWARD_PROMPT_CORPUS } from '../../src/model/reward-prompt.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -23,6 +24,8 @@ const root = await mkdtemp(path.join(os.tmpdir(), 'ff-trunk-'));
 const sft = path.join(root, 'sft');
 const policy = createModel(config, { seed: 2 });
 await saveCheckpoint(sft, { model: policy, tokenizer: tok });
+
+removeAfterAll(root); // after the setup above: no top-level await may follow a hook
 
 test('extendPositions repeats the last row; a long enough table is unchanged', (t) => {
   const table = { dtype: 'F32' as const, shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) };

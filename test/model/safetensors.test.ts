@@ -1,9 +1,9 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import * as os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type SafeTensor } from '../../src/model/safetensors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function sample(): Map<string, SafeTensor> {
   // awkward values: -0, NaN payload, subnormal, infinities
@@ -19,7 +19,7 @@ function sample(): Map<string, SafeTensor> {
 const bytes = (t: SafeTensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
 test('round trip through a file is bit-identical, with metadata', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-st-'));
+  const dir = await tempDir(t, 'ff-st-');
   const file = path.join(dir, 'w.safetensors');
   await writeSafetensors(file, sample(), { format: 'pt' });
   const back = await readSafetensors(file);
@@ -55,7 +55,7 @@ test('F16 and BF16 are widened to F32 on read', (t) => {
 });
 
 test('truncated or foreign files give FF_ERR_CHECKPOINT naming the file and byte', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-st-'));
+  const dir = await tempDir(t, 'ff-st-');
   const file = path.join(dir, 'cut.safetensors');
   const full = encodeSafetensors(sample());
   await writeFile(file, full.subarray(0, full.length - 5));
@@ -74,7 +74,7 @@ test('readable by an independent reader (Python + numpy, the safetensors layout 
   let python = true;
   try { execFileSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }); } catch { python = false; }
   if (!python) { t.pass('python3 with numpy not available; skipped'); return; }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-st-'));
+  const dir = await tempDir(t, 'ff-st-');
   const file = path.join(dir, 'w.safetensors');
   const tensors = new Map<string, SafeTensor>([['a', { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6.5]) }], ['b', { dtype: 'I32', shape: [2], data: new Int32Array([-1, 9]) }]]);
   await writeSafetensors(file, tensors);

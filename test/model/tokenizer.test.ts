@@ -1,11 +1,11 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import * as os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { COLORS, SHAPES } from '../../schemas/shapes-world.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { encodeConversation, encodePrompt, VICUNA_SYSTEM_PROMPT, type Turn } from '../../src/model/chat-template.ts';
 import { loadTokenizer, tokenizerFromJson } from '../../src/model/tokenizer.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function corpus(): string[] {
   const lines = [VICUNA_SYSTEM_PROMPT, 'USER: ASSISTANT:', 'Answer the question using a single word or phrase.', 'Yes', 'No'];
@@ -32,7 +32,7 @@ test('built tokenizer: specials at LLaMA ids, round trip, frequent words are sin
 
 test('built tokenizer: deterministic and loads from a file through the Hugging Face path', async (t) => {
   t.deepEqual(buildTokenizer(corpus(), { vocabSize: 400 }), json);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-tok-'));
+  const dir = await tempDir(t, 'ff-tok-');
   await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
   const loaded = await loadTokenizer(dir);
   t.deepEqual(loaded.encode('Is there a blue star?'), tok.encode('Is there a blue star?'));
@@ -54,7 +54,7 @@ test('built tokenizer: a newline is a token of its own, so options read "green" 
 });
 
 test('loadTokenizer: a missing file and a non-tokenizer give FF_ERR_BAD_INPUT naming the file', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-tok-'));
+  const dir = await tempDir(t, 'ff-tok-');
   const e1 = await t.throwsAsync(loadTokenizer(path.join(dir, 'nope.json')));
   t.is((e1 as { code?: string }).code, 'FF_ERR_BAD_INPUT');
   t.true(e1!.message.includes('nope.json'));

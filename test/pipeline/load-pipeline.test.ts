@@ -1,10 +1,10 @@
 import test from 'ava';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { loadPipeline, resolvePipelineFile, PACKAGE_ROOT } from '../../src/pipeline/load-pipeline.ts';
 import { listPipelines } from '../../src/pipeline/list-pipelines.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = path.join(root, 'test', 'fixtures');
@@ -64,7 +64,7 @@ test('listPipelines describes each file and lists broken ones with their error',
 });
 
 test('listPipelines defaults to <cwd>/pipelines', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ff-list-'));
+  const dir = await tempDir(t, 'ff-list-');
   await mkdir(path.join(dir, 'pipelines'));
   await writeFile(path.join(dir, 'pipelines', 'empty.ts'), 'export default { name: "empty", description: "nothing", params: {}, async run() {} };\n');
   const entries = await listPipelines({ cwd: dir });

@@ -1,12 +1,10 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mergeManifests } from '../../src/pipeline/merge.ts';
 import { partitionManifestName, partitionShardFileName, readManifest, writeManifestAtomic, type Manifest } from '../../schemas/manifest.ts';
-
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-merge-'));
+import { tempDir } from '../helpers/temp-dir.ts';
 
 /** Writes partition `index` of `count` into `dir`: `rows` per shard, dead letters `rejected` lines. */
 async function writePart(dir: string, index: number, count: number, shardRows: number[], options: { rejected?: number; seed?: number; schema?: string; params?: Record<string, unknown>; input?: string } = {}): Promise<void> {
@@ -39,7 +37,7 @@ async function writePart(dir: string, index: number, count: number, shardRows: n
 }
 
 test('three partition folders merge into one manifest with final shard names', async (t) => {
-  const root = await tmp();
+  const root = await tempDir(t, 'ff-merge-');
   const dirs = [path.join(root, 'p0'), path.join(root, 'p1'), path.join(root, 'p2')];
   // given out of order on purpose: merge orders by partition index
   await writePart(dirs[2]!, 2, 3, [4], { rejected: 1, input: 'b.json' });
@@ -72,7 +70,7 @@ test('three partition folders merge into one manifest with final shard names', a
 });
 
 test('partitions sharing one folder merge too, in place', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-merge-');
   await writePart(dir, 0, 2, [2]);
   await writePart(dir, 1, 2, [3]);
   const r = await mergeManifests([dir], dir);
@@ -82,7 +80,7 @@ test('partitions sharing one folder merge too, in place', async (t) => {
 });
 
 test('a missing partition is an error naming it', async (t) => {
-  const root = await tmp();
+  const root = await tempDir(t, 'ff-merge-');
   await writePart(path.join(root, 'a'), 0, 4, [1]);
   await writePart(path.join(root, 'b'), 2, 4, [1]);
   const e = await t.throwsAsync(mergeManifests([path.join(root, 'a'), path.join(root, 'b')], path.join(root, 'out')));
@@ -93,7 +91,7 @@ test('a missing partition is an error naming it', async (t) => {
 });
 
 test('a duplicated partition, a disagreeing seed, schema, params or count are errors', async (t) => {
-  const root = await tmp();
+  const root = await tempDir(t, 'ff-merge-');
   await writePart(path.join(root, 'a'), 0, 2, [1]);
   await writePart(path.join(root, 'b'), 1, 2, [1]);
   await writePart(path.join(root, 'dup'), 1, 2, [1]);
@@ -117,7 +115,7 @@ test('a duplicated partition, a disagreeing seed, schema, params or count are er
 });
 
 test('a folder without partition manifests, or a changed shard, is an error naming it', async (t) => {
-  const root = await tmp();
+  const root = await tempDir(t, 'ff-merge-');
   await mkdir(path.join(root, 'empty'));
   const e = await t.throwsAsync(mergeManifests([path.join(root, 'empty')], path.join(root, 'out')));
   t.regex(e!.message, /empty: no partition manifests \(manifest\.part-<i>-of-<n>\.json\) in this folder/);

@@ -7,10 +7,10 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sharedTempDir, tempDir } from '../helpers/temp-dir.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = path.join(root, 'bin', 'pipeline.js');
@@ -24,7 +24,6 @@ if (!ready) test('resume tests need the shard sink', (t) => t.log(`skipped: ${mi
 // in-process runs of the fixture go at full speed
 process.env.SLOW_COUNT_DELAY_MS = '0';
 
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-resume-'));
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 interface Manifest {
@@ -71,10 +70,11 @@ function spawnRun(out: string, options: { killWhen?: () => Promise<boolean>; sig
 }
 
 // one uninterrupted whole run, the reference for both tests
+const wholeParent = sharedTempDir('ff-resume-');
 let wholeDir = '';
 if (ready) {
   test.before(async () => {
-    wholeDir = path.join(await tmp(), 'whole');
+    wholeDir = path.join(wholeParent, 'whole');
     await runApi(wholeDir);
   });
 }
@@ -88,7 +88,7 @@ async function finishedPartialShards(out: string): Promise<number> {
 }
 
 it('a run interrupted (SIGINT) and killed (SIGKILL) midway resumes to byte-identical shards', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-resume-');
   const killed = path.join(dir, 'killed');
   const ref = await manifestOf(wholeDir);
   t.is(ref.total_rows, 20_000);
@@ -121,7 +121,7 @@ it('a run interrupted (SIGINT) and killed (SIGKILL) midway resumes to byte-ident
 });
 
 it('partition runs 0/2 and 1/2 merged hold the same rows as the whole run', async (t) => {
-  const dir = await tmp();
+  const dir = await tempDir(t, 'ff-resume-');
   const ref = await manifestOf(wholeDir);
   const p0 = await runApi(path.join(dir, 'p0'), { partition: '0/2' });
   const p1 = await runApi(path.join(dir, 'p1'), { partition: '1/2' });

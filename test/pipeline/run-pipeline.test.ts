@@ -1,17 +1,16 @@
 import test from 'ava';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { definePipeline, type RunSummary } from '../../src/pipeline/define-pipeline.ts';
 import { readRunSummary, runPipeline } from '../../src/pipeline/run-pipeline.ts';
 import tinyCount from '../fixtures/pipelines/tiny-count.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tmp = () => mkdtemp(path.join(os.tmpdir(), 'ff-run-'));
 
 test('runs a pipeline file: run.json first, summary.json with flow counts last', async (t) => {
-  const out = path.join(await tmp(), 'o');
+  const out = path.join(await tempDir(t, 'ff-run-'), 'o');
   const logs: string[] = [];
   const summary = await runPipeline('test/fixtures/pipelines/tiny-count.ts', { cwd: root, out, params: ['n=30'], seed: 5, log: (m) => logs.push(m) });
   t.is(summary.pipeline, 'tiny-count');
@@ -41,14 +40,14 @@ test('runs a pipeline file: run.json first, summary.json with flow counts last',
 });
 
 test('default out is runs/<name> under cwd, and a config object runs too', async (t) => {
-  const cwd = await tmp();
+  const cwd = await tempDir(t, 'ff-run-');
   const summary = await runPipeline(tinyCount, { cwd, params: { n: 3 } });
   t.is(summary.out, path.join(cwd, 'runs', 'tiny-count'));
   t.truthy(await stat(path.join(cwd, 'runs', 'tiny-count', 'summary.json')));
 });
 
 test('policy fail turns the first rejection into a BadRecordError with the stage', async (t) => {
-  const out = await tmp();
+  const out = await tempDir(t, 'ff-run-');
   const e = await t.throwsAsync(runPipeline(tinyCount, { out, params: ['n=10'], policy: 'fail' }));
   t.is((e as { code?: string }).code, 'FF_ERR_BAD_RECORD');
   t.regex(e!.message, /stage "drop-multiples"/);
@@ -56,7 +55,7 @@ test('policy fail turns the first rejection into a BadRecordError with the stage
 });
 
 test('partition runs tag their summary, run and dead-letter files', async (t) => {
-  const out = await tmp();
+  const out = await tempDir(t, 'ff-run-');
   const s = await runPipeline(tinyCount, { out, partition: '1/2', params: ['n=10'] });
   t.deepEqual(s.partition, { index: 1, count: 2 });
   t.is(s.flows[0]!.dead_letters, 'rejected.part-00001-of-00002.jsonl');
@@ -67,7 +66,7 @@ test('partition runs tag their summary, run and dead-letter files', async (t) =>
 });
 
 test('several flows get their own names and dead-letter files; a repeated name is an error', async (t) => {
-  const out = await tmp();
+  const out = await tempDir(t, 'ff-run-');
   const two = definePipeline({
     name: 'two-flows',
     description: 'two flows',
@@ -88,7 +87,7 @@ test('several flows get their own names and dead-letter files; a repeated name i
 });
 
 test('the caller\'s signal aborts the run with FF_ERR_ABORTED and no summary', async (t) => {
-  const out = await tmp();
+  const out = await tempDir(t, 'ff-run-');
   const ac = new AbortController();
   const endless = definePipeline({
     name: 'endless',
@@ -114,14 +113,14 @@ test('the caller\'s signal aborts the run with FF_ERR_ABORTED and no summary', a
   t.is((e as { code?: string }).code, 'FF_ERR_ABORTED');
   await t.throwsAsync(stat(path.join(out, 'summary.json')), { code: 'ENOENT' });
   // an already aborted signal stops before anything is written
-  const out2 = path.join(await tmp(), 'never');
+  const out2 = path.join(await tempDir(t, 'ff-run-'), 'never');
   const e2 = await t.throwsAsync(runPipeline(endless, { out: out2, signal: AbortSignal.abort() }));
   t.is((e2 as { code?: string }).code, 'FF_ERR_ABORTED');
   await t.throwsAsync(stat(out2), { code: 'ENOENT' });
 });
 
 test('ensure() runs a missing dependency once, reuses it, and reruns it when params differ', async (t) => {
-  const cwd = await tmp();
+  const cwd = await tempDir(t, 'ff-run-');
   let depRuns = 0;
   const dep = definePipeline({
     name: 'dep',
@@ -167,7 +166,7 @@ test('ensure() runs a missing dependency once, reuses it, and reruns it when par
 });
 
 test('ensure() makes an output again when its pipeline version changed or an input it was made from changed', async (t) => {
-  const cwd = await tmp();
+  const cwd = await tempDir(t, 'ff-run-');
   const runs = { world: 0, mix: 0 };
   const world = (version: number) => definePipeline({
     name: 'world',

@@ -1,6 +1,5 @@
 import test from 'ava';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   partitionManifestName,
@@ -10,6 +9,7 @@ import {
   writeManifestAtomic,
   type Manifest,
 } from '../../schemas/manifest.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const manifest: Manifest = {
   format: 'parquet',
@@ -34,7 +34,7 @@ test('shard and manifest names follow the datasets layout', (t) => {
 });
 
 test('writeManifestAtomic then readManifest round-trips and leaves no temporary file', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-manifest-'));
+  const dir = await tempDir(t, 'ff-manifest-');
   await writeManifestAtomic(dir, manifest);
   t.deepEqual(await readManifest(dir), manifest);
   await writeManifestAtomic(dir, { ...manifest, partition: { index: 0, count: 2 } }, partitionManifestName(0, 2));
@@ -42,7 +42,7 @@ test('writeManifestAtomic then readManifest round-trips and leaves no temporary 
 });
 
 test('a missing manifest is FF_ERR_BAD_INPUT naming the file', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-manifest-'));
+  const dir = await tempDir(t, 'ff-manifest-');
   const err = await t.throwsAsync(readManifest(dir));
   t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');
   t.true(err!.message.startsWith(`${path.join(dir, 'manifest.json')}: no shard manifest here`));
@@ -58,7 +58,7 @@ const invalid: [string, unknown, RegExp][] = [
 ];
 for (const [name, content, message] of invalid) {
   test(`an invalid manifest (${name}) is FF_ERR_BAD_INPUT naming the file`, async (t) => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-manifest-'));
+    const dir = await tempDir(t, 'ff-manifest-');
     await fsp.writeFile(path.join(dir, 'manifest.json'), typeof content === 'string' ? content : JSON.stringify(content));
     const err = await t.throwsAsync(readManifest(dir));
     t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');
@@ -68,7 +68,7 @@ for (const [name, content, message] of invalid) {
 }
 
 test('a folder of unmerged partitions says to merge them', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-manifest-'));
+  const dir = await tempDir(t, 'ff-manifest-');
   await writeManifestAtomic(dir, { ...manifest, partition: { index: 0, count: 2 } }, partitionManifestName(0, 2));
   const err = await t.throwsAsync(readManifest(dir));
   t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');

@@ -1,14 +1,14 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Conversation } from '../../schemas/conversation.ts';
 import { llavaJsonSink } from '../../sinks/llava-json-sink.ts';
 import { fakeSinkContext, iterate, makeConversations } from './sink-harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('writes one LLaVA training JSON array, image left out for text-only records', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-llava-'));
+  const dir = await tempDir(t, 'ff-llava-');
   const file = path.join(dir, 'out', 'llava_sft.json');
   const records = makeConversations(50);
   const bad = { ...records[0]!, conversations: [{ from: 'gpt', value: 'x' }] } as Conversation;
@@ -24,7 +24,7 @@ test('writes one LLaVA training JSON array, image left out for text-only records
 });
 
 test('an empty input gives an empty array; a failed input leaves no file', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-llava-'));
+  const dir = await tempDir(t, 'ff-llava-');
   const file = path.join(dir, 'empty.json');
   t.like(await llavaJsonSink({ path: file }).write(iterate([]), fakeSinkContext({ dir })), { rows: 0 });
   t.deepEqual(JSON.parse(await fsp.readFile(file, 'utf8')), []);

@@ -1,6 +1,5 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
@@ -9,6 +8,7 @@ import { evalSchema, type EvalRecord } from '../../schemas/eval.ts';
 import { rolloutSchema, type Rollout } from '../../schemas/rollout.ts';
 import { encodeParquet, parquetSchemaElements } from '../../sinks/parquet-encoder.ts';
 import { Rng } from '../../src/stream/random.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function rollouts(n: number): Rollout[] {
   const rng = new Rng(3);
@@ -57,8 +57,8 @@ function asStored(r: Rollout): Rollout {
   };
 }
 
-async function writeTmp(bytes: Uint8Array): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-parquet-'));
+async function writeTmp(t: ExecutionContext, bytes: Uint8Array): Promise<string> {
+  const dir = await tempDir(t, 'ff-parquet-');
   const file = path.join(dir, 'x.parquet');
   await fsp.writeFile(file, bytes);
   return file;
@@ -93,7 +93,7 @@ test('nested columns use the standard 3-level LIST layout', (t) => {
 test('rollouts: DuckDB sees the declared types and the stored values', async (t) => {
   const records = rollouts(40);
   const bytes = encodeParquet({ fields: rolloutSchema.fields, schemaName: 'rollout', schemaVersion: 1, records, rowGroupRows: 16 });
-  const file = await writeTmp(bytes);
+  const file = await writeTmp(t, bytes);
   const types = Object.fromEntries((await duck(`DESCRIBE SELECT * FROM read_parquet('${file}')`)).map((r) => [r.column_name, r.column_type]));
   t.like(types, {
     conversations: 'STRUCT("from" VARCHAR, "value" VARCHAR)[]',
@@ -131,7 +131,7 @@ test('nullable int8 and bool columns keep their nulls', async (t) => {
     { question_id: 'q1', image: 'a.jpg', question: 'Q?', question_type: 'attribute', gt_answer: 'A', facts: ['f'], model_answer: 'B', score: 2, hallucinated: true, judge_text: 'Rating: 2' },
     { question_id: 'q2', image: 'b.jpg', question: 'Q2?', question_type: 'counting', gt_answer: 'Two', facts: [], model_answer: 'Two', score: null, hallucinated: null, judge_text: '' },
   ];
-  const file = await writeTmp(encodeParquet({ fields: evalSchema.fields, schemaName: 'eval', schemaVersion: 1, records }));
+  const file = await writeTmp(t, encodeParquet({ fields: evalSchema.fields, schemaName: 'eval', schemaVersion: 1, records }));
   t.deepEqual(await duck(`SELECT * FROM read_parquet('${file}') ORDER BY question_id`), records);
 });
 
@@ -152,7 +152,7 @@ test('int64, float64 and nested struct fields encode too', async (t) => {
     { n: 9007199254740991, x: 0.1, box: { label: 'a', xy: [1, 2] }, ids: [1, 2n] },
     { n: -3n, x: null, box: { label: 'b', xy: [] }, ids: [] },
   ];
-  const file = await writeTmp(encodeParquet({ fields, schemaName: 'custom', schemaVersion: 1, records }));
+  const file = await writeTmp(t, encodeParquet({ fields, schemaName: 'custom', schemaVersion: 1, records }));
   const types = Object.fromEntries((await duck(`DESCRIBE SELECT * FROM read_parquet('${file}')`)).map((r) => [r.column_name, r.column_type]));
   t.deepEqual(types, { n: 'BIGINT', x: 'DOUBLE', box: 'STRUCT("label" VARCHAR, xy INTEGER[])', ids: 'BIGINT[]' });
   const rows = await duck(`SELECT n::VARCHAR AS n, x, box, ids::VARCHAR[] AS ids FROM read_parquet('${file}')`);

@@ -1,7 +1,6 @@
 import test from 'ava';
-import { mkdtemp, readFile, readdir, rm, mkdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, mkdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -14,11 +13,10 @@ import type { RolloutRecord } from '../../transforms/rollout.ts';
 import { ppoTrainer, PPO_TIMING_FIELDS, type PpoMetrics, type PpoTrainerOptions, type ScoredRollout } from '../../sinks/ppo-trainer.ts';
 import { countScorer, makeToy, RESUME_RUN, runToy, toyPrompts, type Toy } from './ppo-toy.ts';
 import { fakeSinkContext } from './sink-harness.ts';
+import { sharedTempDir, tempDir } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
-
-const tmp = (): Promise<string> => mkdtemp(path.join(os.tmpdir(), 'ppo-trainer-'));
 
 async function readMetrics(out: string): Promise<PpoMetrics[]> {
   const text = await readFile(path.join(out, 'metrics.jsonl'), 'utf8');
@@ -32,21 +30,18 @@ function deterministic(m: PpoMetrics): Record<string, unknown> {
   return out;
 }
 
+const wholeRunDir = sharedTempDir('ppo-trainer-');
 let wholeRun: Promise<string> | undefined;
 /** The uninterrupted resume-test run (made once, compared by both resume tests). */
 function uninterrupted(): Promise<string> {
   wholeRun ??= (async () => {
-    const out = await tmp();
     const toy = makeToy();
-    await runToy({ ...RESUME_RUN, toy, out });
+    await runToy({ ...RESUME_RUN, toy, out: wholeRunDir });
     toy.dispose();
-    return out;
+    return wholeRunDir;
   })();
   return wholeRun;
 }
-test.after.always(async () => {
-  if (wholeRun) await rm(await wholeRun, { recursive: true, force: true });
-});
 
 const meanOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -59,13 +54,12 @@ test.serial('toy task: reward rises far with KL held below a bound at kl_coef 0.
   const runs: Record<string, PpoMetrics[]> = {};
   for (const klCoef of [0.1, 0]) {
     const toy = makeToy();
-    const out = await tmp();
+    const out = await tempDir(t, 'ppo-trainer-');
     const flow = await runToy({ toy, out, steps, batchSize: 16, scale, trainer: { klCoef } });
     t.is(flow.result.steps, steps);
     runs[klCoef] = await readMetrics(out);
     t.is(runs[klCoef]!.length, steps);
     toy.dispose();
-    await rm(out, { recursive: true, force: true });
   }
   const count = (ms: PpoMetrics[]): number[] => ms.map((m) => m.reward_mean / scale);
   const withKl = runs['0.1']!;
@@ -97,7 +91,7 @@ test.serial('resume: interrupted after 3 steps (checkpoint at 2), the rerun cont
   const opts = RESUME_RUN;
   const whole = await uninterrupted();
 
-  const resumed = await tmp();
+  const resumed = await tempDir(t, 'ppo-trainer-');
   const toyB = makeToy();
   const crash = new Error('simulated crash after step 3');
   const err = await t.throwsAsync(runToy({
@@ -129,12 +123,11 @@ test.serial('resume: interrupted after 3 steps (checkpoint at 2), the rerun cont
   t.is(checkpoint.state.step, 6);
   model.dispose();
   t.deepEqual((await readdir(resumed)).filter((n) => n.startsWith('checkpoint')), ['checkpoint']);
-  await rm(resumed, { recursive: true, force: true });
 });
 
 test.serial('resume after kill -9: the rerun continues from the last checkpoint to the metrics and weights of an uninterrupted run', async (t) => {
   const whole = await uninterrupted();
-  const out = await tmp();
+  const out = await tempDir(t, 'ppo-trainer-');
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ppo-kill-child.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script, out, '400'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -160,12 +153,11 @@ test.serial('resume after kill -9: the rerun continues from the last checkpoint 
   t.deepEqual((await readMetrics(out)).map(deterministic), (await readMetrics(whole)).map(deterministic));
   t.is(await readFile(path.join(out, 'rollouts.jsonl'), 'utf8'), await readFile(path.join(whole, 'rollouts.jsonl'), 'utf8'));
   t.true((await readFile(path.join(out, 'checkpoint', 'model.safetensors'))).equals(await readFile(path.join(whole, 'checkpoint', 'model.safetensors'))));
-  await rm(out, { recursive: true, force: true });
 });
 
 test.serial('a stage that drops a whole batch (every rollout rejected by scoring): that step has no update and training goes on', async (t) => {
   const toy = makeToy();
-  const out = await tmp();
+  const out = await tempDir(t, 'ppo-trainer-');
   const count = countScorer(toy.target);
   // rejects every rollout of steps 2 and 5 (versions 1 and 4), yielding nothing for them, as reward-score does
   const scorer: Stage<RolloutRecord[], RolloutRecord[]> = {
@@ -188,7 +180,6 @@ test.serial('a stage that drops a whole batch (every rollout rejected by scoring
   const state = JSON.parse(await readFile(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')) as { step: number };
   t.is(state.step, 5);
   toy.dispose();
-  await rm(out, { recursive: true, force: true });
 });
 
 /** Hand-made scored rollouts for the sink alone (policy_version 0). */
@@ -214,7 +205,7 @@ function weights(toy: Toy): Float32Array[] {
 
 test.serial('a rollout with NaN log-probs or reward is rejected with the reason and never updates the policy', async (t) => {
   const toy = makeToy();
-  const out = await tmp();
+  const out = await tempDir(t, 'ppo-trainer-');
   const ctx = fakeSinkContext({ dir: out });
   const before = weights(toy);
   const bad = fakeRollouts(toy, 2);
@@ -235,7 +226,7 @@ test.serial('a rollout with NaN log-probs or reward is rejected with the reason 
 
   // mixed batch: the good ones train, the bad one is left out
   const toy2 = makeToy();
-  const out2 = await tmp();
+  const out2 = await tempDir(t, 'ppo-trainer-');
   const ctx2 = fakeSinkContext({ dir: out2 });
   const mixed = fakeRollouts(toy2, 4);
   mixed[2]!.logprobs = mixed[2]!.logprobs.map(() => Number.NaN);
@@ -247,24 +238,21 @@ test.serial('a rollout with NaN log-probs or reward is rejected with the reason 
   t.is(m2!.rollouts, 3);
   t.notDeepEqual(weights(toy2), before2, 'the good rollouts updated the policy');
   toy2.dispose();
-  await rm(out, { recursive: true, force: true });
-  await rm(out2, { recursive: true, force: true });
 });
 
 test.serial('an empty batch is a clear error naming the step', async (t) => {
   const toy = makeToy();
-  const out = await tmp();
+  const out = await tempDir(t, 'ppo-trainer-');
   const sink = ppoTrainer({ policy: toy.policy, reference: toy.reference, value: toy.value, out, steps: 3 });
   const err = await t.throwsAsync(sink.write(batches(fakeRollouts(toy, 2), []), fakeSinkContext({ dir: out })));
   t.is((err as FactflowError).code, 'FF_ERR_BAD_INPUT');
   t.regex(err!.message, /empty batch at step 2/);
   toy.dispose();
-  await rm(out, { recursive: true, force: true });
 });
 
 test.serial('a broken checkpoint in the output folder is a CheckpointError naming it', async (t) => {
   const toy = makeToy();
-  const out = await tmp();
+  const out = await tempDir(t, 'ppo-trainer-');
   // a PPO checkpoint whose value model is missing
   const sink = ppoTrainer({ policy: toy.policy, reference: toy.reference, value: toy.value, out, steps: 1 });
   await sink.write(batches(fakeRollouts(toy, 2)), fakeSinkContext({ dir: out }));
@@ -284,7 +272,6 @@ test.serial('a broken checkpoint in the output folder is a CheckpointError namin
   t.true(err2!.message.includes(path.join(out, 'checkpoint')), err2!.message);
   toy2.dispose();
   toy3.dispose();
-  await rm(out, { recursive: true, force: true });
 });
 
 test.serial('options are checked when the trainer is built', (t) => {

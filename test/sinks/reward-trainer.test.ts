@@ -23,6 +23,7 @@ import { REWARD_PROMPT_CORPUS } from '../../src/model/reward-prompt.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
 import { rewardTrainer, type RewardMetrics, type RewardTrainerOptions, type RewardTrainerSummary } from '../../sinks/reward-trainer.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -96,6 +97,8 @@ async function train(out: string, extra: Partial<RewardTrainerOptions> = {}, opt
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+removeAfterAll(root); // after the setup above: no top-level await may follow a hook
 
 test.serial('facts=true: loss goes down, accuracy rises above chance, best checkpoint is a loadable reward model', async (t) => {
   const out = path.join(root, 'run-facts');

@@ -22,6 +22,7 @@ import { collate, encodeExample } from '../../src/model/collate.ts';
 import { tokenizeConversation } from '../../transforms/tokenize-conversation.ts';
 import { bucketBatch } from '../../transforms/bucket-by-length.ts';
 import { sftTrainer, type SftMetrics, type SftTrainerOptions } from '../../sinks/sft-trainer.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -83,6 +84,8 @@ async function train(out: string, extra: Partial<SftTrainerOptions> = {}, option
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+removeAfterAll(root); // after the setup above: no top-level await may follow a hook
 
 test.serial('trains: loss goes down, one metrics line per step, checkpoint written and loadable', async (t) => {
   const out = path.join(root, 'run-basic');

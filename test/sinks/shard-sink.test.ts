@@ -1,6 +1,5 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { conversationSchema, type Conversation } from '../../schemas/conversation.ts';
@@ -10,17 +9,17 @@ import { tableFromIPC } from 'apache-arrow';
 import { shardSink, type ShardSinkOptions } from '../../sinks/shard-sink.ts';
 import { shardFileInfo, shardSource } from '../../sources/shards.ts';
 import { collect, fakeSinkContext, fakeSourceContext, iterate, makeConversations } from './sink-harness.ts';
-
-const tmpDir = (): Promise<string> => fsp.mkdtemp(path.join(os.tmpdir(), 'ff-shard-sink-'));
+import { tempDir } from '../helpers/temp-dir.ts';
 
 async function writeShards(
+  t: ExecutionContext,
   records: Iterable<unknown>,
   options: Partial<ShardSinkOptions<Conversation>> = {},
   ctxOptions: Partial<Parameters<typeof fakeSinkContext>[0]> = {},
   dir?: string,
   failAfter?: number,
 ): Promise<{ dir: string; manifest: Manifest; ctx: ReturnType<typeof fakeSinkContext> }> {
-  const out = dir ?? (await tmpDir());
+  const out = dir ?? (await tempDir(t, 'ff-shard-sink-'));
   const ctx = fakeSinkContext({ dir: out, ...ctxOptions });
   const sink = shardSink<Conversation>({ dir: out, schema: conversationSchema, ...options });
   const manifest = await sink.write(iterate(records, { failAfter }) as AsyncIterable<Conversation>, ctx);
@@ -45,7 +44,7 @@ async function sha256s(dir: string, manifest: Manifest): Promise<string[]> {
 
 test('parquet shards read back by DuckDB with the LLaVA nested types and equal values', async (t) => {
   const records = makeConversations(250);
-  const { dir, manifest } = await writeShards(records, { maxRows: 100 });
+  const { dir, manifest } = await writeShards(t, records, { maxRows: 100 });
   t.deepEqual(manifest.shards.map((s) => s.path), ['train-00000-of-00003.parquet', 'train-00001-of-00003.parquet', 'train-00002-of-00003.parquet']);
   t.deepEqual(manifest.shards.map((s) => s.rows), [100, 100, 50]);
   t.is(manifest.total_rows, 250);
@@ -72,7 +71,7 @@ test('parquet shards read back by DuckDB with the LLaVA nested types and equal v
 
 test('parquet shards round-trip through hyparquet (shardSource) with origins in order', async (t) => {
   const records = makeConversations(120);
-  const { dir } = await writeShards(records, { maxRows: 50, rowGroupRows: 20 });
+  const { dir } = await writeShards(t, records, { maxRows: 50, rowGroupRows: 20 });
   const info = await shardFileInfo(path.join(dir, 'train-00000-of-00003.parquet'));
   t.is(info.rowGroups, 3);
   t.is(info.codec, 'snappy');
@@ -85,7 +84,7 @@ test('parquet shards round-trip through hyparquet (shardSource) with origins in 
 test('shards split by estimated bytes stay near maxBytes', async (t) => {
   const records = makeConversations(400);
   const maxBytes = 16 * 1024;
-  const { manifest } = await writeShards(records, { maxBytes, codec: 'uncompressed' });
+  const { manifest } = await writeShards(t, records, { maxBytes, codec: 'uncompressed' });
   t.true(manifest.shards.length > 2);
   t.is(manifest.total_rows, 400);
   for (const s of manifest.shards) {
@@ -97,8 +96,8 @@ test('shards split by estimated bytes stay near maxBytes', async (t) => {
 });
 
 test('the same input gives byte-identical shards and manifest', async (t) => {
-  const a = await writeShards(makeConversations(300), { maxRows: 128 });
-  const b = await writeShards(makeConversations(300), { maxRows: 128 });
+  const a = await writeShards(t, makeConversations(300), { maxRows: 128 });
+  const b = await writeShards(t, makeConversations(300), { maxRows: 128 });
   t.deepEqual(a.manifest.shards, b.manifest.shards);
   t.deepEqual(await sha256s(a.dir, a.manifest), a.manifest.shards.map((s) => s.sha256));
   t.is(await fsp.readFile(path.join(a.dir, 'manifest.json'), 'utf8'), await fsp.readFile(path.join(b.dir, 'manifest.json'), 'utf8'));
@@ -107,11 +106,11 @@ test('the same input gives byte-identical shards and manifest', async (t) => {
 for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
   test(`resume after a crash gives shards byte-identical to an uninterrupted run (${format})`, async (t) => {
     const records = makeConversations(230);
-    const clean = await writeShards(records, { maxRows: 50, rowGroupRows: 20, format });
+    const clean = await writeShards(t, records, { maxRows: 50, rowGroupRows: 20, format });
 
-    const dir = await tmpDir();
+    const dir = await tempDir(t, 'ff-shard-sink-');
     // First attempt dies at record 130: shards 0 and 1 are complete, shard 2 half written.
-    const crash = writeShards(records, { maxRows: 50, rowGroupRows: 20, format }, {}, dir, 130).catch((e: unknown) => e);
+    const crash = writeShards(t, records, { maxRows: 50, rowGroupRows: 20, format }, {}, dir, 130).catch((e: unknown) => e);
     const err = await crash;
     t.is((err as Error).message, 'simulated crash');
     const partial = path.join(dir, '.partial');
@@ -123,7 +122,7 @@ for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
     // A kill -9 can also leave a temporary file behind.
     await fsp.writeFile(path.join(partial, `train-00002.${format}.tmp`), 'junk');
 
-    const resumed = await writeShards(records, { maxRows: 50, rowGroupRows: 20, format }, {}, dir);
+    const resumed = await writeShards(t, records, { maxRows: 50, rowGroupRows: 20, format }, {}, dir);
     t.deepEqual(resumed.manifest, clean.manifest);
     // Only the three missing shards were encoded again.
     t.deepEqual(resumed.ctx.notes, ['3 shards written', '4 shards written', '5 shards written']);
@@ -134,9 +133,9 @@ for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
 
 test('a crash inside finish (shards renamed, no manifest yet) resumes to the same result', async (t) => {
   const records = makeConversations(120);
-  const clean = await writeShards(records, { maxRows: 50 });
-  const dir = await tmpDir();
-  await writeShards(records, { maxRows: 50 }, {}, dir, 110).catch(() => {});
+  const clean = await writeShards(t, records, { maxRows: 50 });
+  const dir = await tempDir(t, 'ff-shard-sink-');
+  await writeShards(t, records, { maxRows: 50 }, {}, dir, 110).catch(() => {});
   const partial = path.join(dir, '.partial');
   const state = JSON.parse(await fsp.readFile(path.join(partial, 'state.json'), 'utf8')) as { fingerprint: string; shards: unknown[] };
   // Rebuild the state finish() leaves when killed after renaming shards but before the manifest.
@@ -146,7 +145,7 @@ test('a crash inside finish (shards renamed, no manifest yet) resumes to the sam
   await fsp.rm(path.join(partial, 'train-00000.parquet'), { force: true });
   await fsp.rm(path.join(partial, 'train-00001.parquet'), { force: true });
 
-  const again = await writeShards(records, { maxRows: 50 }, {}, dir);
+  const again = await writeShards(t, records, { maxRows: 50 }, {}, dir);
   t.deepEqual(again.manifest, clean.manifest);
   t.deepEqual(await sha256s(dir, again.manifest), clean.manifest.shards.map((s) => s.sha256));
   t.deepEqual((await fsp.readdir(dir)).sort(), ['manifest.json', ...clean.manifest.shards.map((s) => s.path)].sort());
@@ -156,7 +155,7 @@ test('invalid records go to dead letters with their reason; the manifest counts 
   const records: unknown[] = makeConversations(20);
   records.splice(5, 0, { ...(records[0] as object), id: '' });
   records.splice(9, 0, { id: 'x', image: '/abs/a.jpg', conversations: [{ from: 'human', value: '<image>\nq' }, { from: 'gpt', value: 'a' }], source: 's', meta: '' });
-  const { manifest, ctx } = await writeShards(records);
+  const { manifest, ctx } = await writeShards(t, records);
   t.is(manifest.total_rows, 20);
   t.deepEqual(manifest.rejected, { count: 2, path: 'rejected.jsonl' });
   t.deepEqual(ctx.rejected.map((r) => r.reason), [
@@ -168,24 +167,24 @@ test('invalid records go to dead letters with their reason; the manifest counts 
 
 test('with the fail policy an invalid record stops the run with FF_ERR_BAD_RECORD', async (t) => {
   const records: unknown[] = [...makeConversations(3), { id: 'bad' }];
-  const err = await t.throwsAsync(writeShards(records, {}, { policy: 'fail' }));
+  const err = await t.throwsAsync(writeShards(t, records, {}, { policy: 'fail' }));
   t.is((err as { code?: string }).code, 'FF_ERR_BAD_RECORD');
   t.regex(err!.message, /field "image" is missing/);
 });
 
 test('a rerun with other settings replaces the old shards and manifest', async (t) => {
-  const first = await writeShards(makeConversations(100), { maxRows: 20 });
+  const first = await writeShards(t, makeConversations(100), { maxRows: 20 });
   t.is(first.manifest.shards.length, 5);
   await fsp.writeFile(path.join(first.dir, 'notes.txt'), 'mine');
-  const second = await writeShards(makeConversations(100), { maxRows: 60 }, {}, first.dir);
+  const second = await writeShards(t, makeConversations(100), { maxRows: 60 }, {}, first.dir);
   t.deepEqual(second.manifest.shards.map((s) => s.path), ['train-00000-of-00002.parquet', 'train-00001-of-00002.parquet']);
   t.deepEqual((await fsp.readdir(first.dir)).sort(), ['manifest.json', 'notes.txt', 'train-00000-of-00002.parquet', 'train-00001-of-00002.parquet']);
 });
 
 test('partitions write partition-named shards and a partition manifest', async (t) => {
-  const dir = await tmpDir();
+  const dir = await tempDir(t, 'ff-shard-sink-');
   const records = makeConversations(70);
-  const { manifest } = await writeShards(records, { maxRows: 30, split: 'validation' }, { dir, partition: { index: 1, count: 3 } }, dir);
+  const { manifest } = await writeShards(t, records, { maxRows: 30, split: 'validation' }, { dir, partition: { index: 1, count: 3 } }, dir);
   t.deepEqual(manifest.partition, { index: 1, count: 3 });
   t.deepEqual(manifest.shards.map((s) => s.path), ['validation-part00001-00000.parquet', 'validation-part00001-00001.parquet', 'validation-part00001-00002.parquet']);
   t.deepEqual((await fsp.readdir(dir)).sort(), ['manifest.part-00001-of-00003.json', ...manifest.shards.map((s) => s.path)].sort());
@@ -193,7 +192,7 @@ test('partitions write partition-named shards and a partition manifest', async (
 });
 
 test('an empty input gives a manifest with no shards', async (t) => {
-  const { dir, manifest } = await writeShards([]);
+  const { dir, manifest } = await writeShards(t, []);
   t.deepEqual(manifest.shards, []);
   t.is(manifest.total_rows, 0);
   t.deepEqual(await collect(shardSource({ path: dir }).read(fakeSourceContext())), []);
@@ -202,7 +201,7 @@ test('an empty input gives a manifest with no shards', async (t) => {
 for (const codec of PARQUET_CODECS) {
   test(`parquet codec ${codec} is recorded in the file and readable by DuckDB and hyparquet`, async (t) => {
     const records = makeConversations(60);
-    const { dir, manifest } = await writeShards(records, { codec });
+    const { dir, manifest } = await writeShards(t, records, { codec });
     const info = await shardFileInfo(path.join(dir, manifest.shards[0]!.path));
     t.is(info.codec, codec);
     const rows = await duck(`SELECT * FROM read_parquet('${path.join(dir, '*.parquet')}') ORDER BY id`);
@@ -213,7 +212,7 @@ for (const codec of PARQUET_CODECS) {
 
 test('arrow shards are Arrow IPC files with explicit nested types and schema metadata', async (t) => {
   const records = makeConversations(90);
-  const { dir, manifest } = await writeShards(records, { format: 'arrow', maxRows: 40, rowGroupRows: 15 });
+  const { dir, manifest } = await writeShards(t, records, { format: 'arrow', maxRows: 40, rowGroupRows: 15 });
   t.deepEqual(manifest.shards.map((s) => s.path), ['train-00000-of-00003.arrow', 'train-00001-of-00003.arrow', 'train-00002-of-00003.arrow']);
   const table = tableFromIPC(await fsp.readFile(path.join(dir, manifest.shards[0]!.path)));
   t.is(table.numRows, 40);
@@ -232,7 +231,7 @@ test('arrow shards are Arrow IPC files with explicit nested types and schema met
 
 test('jsonl shards hold one record per line in schema key order', async (t) => {
   const records = makeConversations(30).map((r) => ({ meta: r.meta, source: r.source, conversations: r.conversations, image: r.image, id: r.id }));
-  const { dir, manifest } = await writeShards(records, { format: 'jsonl' });
+  const { dir, manifest } = await writeShards(t, records, { format: 'jsonl' });
   const lines = (await fsp.readFile(path.join(dir, manifest.shards[0]!.path), 'utf8')).split('\n');
   t.is(lines.length, 31);
   t.is(lines[30], '');
@@ -262,7 +261,7 @@ test('bad options are refused before any stream exists', (t) => {
 });
 
 test('an aborted run stops with FF_ERR_ABORTED and publishes nothing', async (t) => {
-  const dir = await tmpDir();
+  const dir = await tempDir(t, 'ff-shard-sink-');
   const ac = new AbortController();
   const ctx = { ...fakeSinkContext({ dir }), signal: ac.signal };
   async function* records(): AsyncIterable<Conversation> {
@@ -291,8 +290,8 @@ test('through runFlow: shards -> shards copies records, fingerprints inputs and 
   const { runFlow } = await import('../../src/stream/flow.ts');
   const records: unknown[] = makeConversations(60);
   records.splice(10, 0, { ...(records[0] as object), id: '' });
-  const src = await writeShards(records as Conversation[], { format: 'jsonl', validate: false, maxRows: 25 });
-  const out = await tmpDir();
+  const src = await writeShards(t, records as Conversation[], { format: 'jsonl', validate: false, maxRows: 25 });
+  const out = await tempDir(t, 'ff-shard-sink-');
   const result = await runFlow(
     { source: shardSource({ path: src.dir }), sink: shardSink({ dir: out, schema: conversationSchema, maxRows: 40 }) },
     { seed: 3, params: { note: 'copy' }, deadLetterPath: path.join(out, 'rejected.jsonl') },
@@ -312,8 +311,8 @@ test('through runFlow: shards -> shards copies records, fingerprints inputs and 
 test('a writer killed with SIGKILL midway resumes to byte-identical shards', async (t) => {
   const { spawn } = await import('node:child_process');
   const records = makeConversations(400);
-  const clean = await writeShards(records, { maxRows: 50, rowGroupRows: 20 });
-  const dir = await tmpDir();
+  const clean = await writeShards(t, records, { maxRows: 50, rowGroupRows: 20 });
+  const dir = await tempDir(t, 'ff-shard-sink-');
   const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'kill-writer.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script, dir, '400', '5'], { stdio: 'ignore' });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
@@ -332,7 +331,7 @@ test('a writer killed with SIGKILL midway resumes to byte-identical shards', asy
   t.true(kept >= 2 && kept < 8, `kept ${kept} shards`);
   await t.throwsAsync(fsp.access(path.join(dir, 'manifest.json')));
 
-  const resumed = await writeShards(records, { maxRows: 50, rowGroupRows: 20 }, {}, dir);
+  const resumed = await writeShards(t, records, { maxRows: 50, rowGroupRows: 20 }, {}, dir);
   t.is(resumed.ctx.notes.length, 8 - kept);
   t.deepEqual(resumed.manifest, clean.manifest);
   t.deepEqual(await sha256s(dir, resumed.manifest), clean.manifest.shards.map((s) => s.sha256));

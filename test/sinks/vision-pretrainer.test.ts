@@ -19,6 +19,7 @@ import { createTagHead, scoreTags, tagLogits } from '../../src/model/vision-pret
 import { encodeImages, patchify } from '../../src/model/vision-encoder.ts';
 import { imageTokenCount } from '../../src/model/config.ts';
 import { visionPretrainer, VISION_METRICS_FILE, type TaggedImage } from '../../sinks/vision-pretrainer.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -27,6 +28,8 @@ const root = await mkdtemp(path.join(os.tmpdir(), 'ff-vision-'));
 const world = path.join(root, 'world');
 await generateShapesWorld({ out: world, seed: 4, images: 60, flickrImages: 0, evalImages: 16, mmhalPerType: 0, preferencePerImage: 0 });
 const truths: GroundTruth[] = (await readFile(path.join(world, SHAPES_WORLD_FILES.ground_truth), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as GroundTruth);
+
+removeAfterAll(root); // after the setup above: no top-level await may follow a hook
 
 test('caption tags: on the world\'s COCO captions they are exactly the colours, shapes and kinds of the image\'s objects', async (t) => {
   const tagsOf = captionTagger(shapesWorldTags());

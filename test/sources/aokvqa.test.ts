@@ -1,10 +1,10 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aokvqaSource } from '../../sources/aokvqa.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const VAL = fileURLToPath(new URL('../fixtures/aokvqa/aokvqa_v1p0_val.json', import.meta.url));
 const ROUNDS = fileURLToPath(new URL('../fixtures/aokvqa/handmade_rounds.json', import.meta.url));
@@ -35,7 +35,7 @@ test('several files in order; partitions split by index', async (t) => {
 });
 
 test('bad items are rejected with file, line and byte offset; test-split items keep a null answer', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-aok-'));
+  const dir = await tempDir(t, 'ff-aok-');
   const file = join(dir, 'aokvqa_v1p0_test.json');
   await writeFile(file, '[\n{"question_id": "a", "image_id": 1, "question": "Q?", "choices": ["x", "y"]},\n{"question_id": "b", "image_id": "one", "question": "Q?", "choices": ["x"]}\n]');
   const { items, rejected } = await readSource(aokvqaSource({ file }));

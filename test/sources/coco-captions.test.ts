@@ -1,10 +1,10 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cocoCaptionsSource } from '../../sources/coco-captions.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FILE = fileURLToPath(new URL('../fixtures/coco/captions_val2014.json', import.meta.url));
 
@@ -30,7 +30,7 @@ test('real COCO captions file: per-image captions in file order, whitespace norm
 });
 
 test('bad entries are rejected with byte offsets; captions of unknown images reported', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-coco-'));
+  const dir = await tempDir(t, 'ff-coco-');
   const file = join(dir, 'captions_x.json');
   await writeFile(file, JSON.stringify({
     images: [{ id: 1, file_name: 'a.jpg', width: 4, height: 3 }, { file_name: 'b.jpg' }],
@@ -48,7 +48,7 @@ test('bad entries are rejected with byte offsets; captions of unknown images rep
 });
 
 test('a file without "annotations" is a clear error', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-coco-'));
+  const dir = await tempDir(t, 'ff-coco-');
   const file = join(dir, 'instances.json');
   await writeFile(file, JSON.stringify({ images: [] }));
   const err = await t.throwsAsync(readSource(cocoCaptionsSource({ file })));

@@ -1,10 +1,10 @@
-import test from 'ava';
-import { cp, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import test, { type ExecutionContext } from 'ava';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flickr30kEntitiesSource, parseFlickr30kSentence, parseFlickr30kXml } from '../../sources/flickr30k-entities.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/flickr30k', import.meta.url));
 
@@ -45,14 +45,14 @@ test('XML: one box shared by several names, comments skipped', (t) => {
   t.deepEqual(p.boxes, { '1': [{ xmin: 1, ymin: 2, xmax: 3, ymax: 4 }], '6': [{ xmin: 1, ymin: 2, xmax: 3, ymax: 4 }] });
 });
 
-async function copyFixture(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-flickr-'));
+async function copyFixture(t: ExecutionContext): Promise<string> {
+  const dir = await tempDir(t, 'ff-flickr-');
   await cp(FIXTURE, dir, { recursive: true });
   return dir;
 }
 
 test('bad input: XML without <size> is rejected naming the file', async (t) => {
-  const dir = await copyFixture();
+  const dir = await copyFixture(t);
   await writeFile(join(dir, 'Sentences', '111.txt'), '[/EN#1/people A man] runs .\n');
   await writeFile(join(dir, 'Annotations', '111.xml'), '<annotation>\n\t<filename>111.jpg</filename>\n\t<object>\n\t\t<name>1</name>\n\t\t<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>\n\t</object>\n</annotation>\n');
   const { items, rejected } = await readSource(flickr30kEntitiesSource({ dir }));
@@ -63,7 +63,7 @@ test('bad input: XML without <size> is rejected naming the file', async (t) => {
 });
 
 test('bad input: missing XML and malformed sentence markup are rejected with file and line', async (t) => {
-  const dir = await copyFixture();
+  const dir = await copyFixture(t);
   await writeFile(join(dir, 'Sentences', '222.txt'), '[/EN#1/people A man] runs .\n');
   await writeFile(join(dir, 'Sentences', '333.txt'), 'ok line .\n[/EN#1/people A man runs .\n');
   await writeFile(join(dir, 'Annotations', '333.xml'), '<annotation><size><width>5</width><height>5</height></size></annotation>');
@@ -77,7 +77,7 @@ test('bad input: missing XML and malformed sentence markup are rejected with fil
 });
 
 test('id list file selects images (comments and blank lines skipped); partitions split the list', async (t) => {
-  const dir = await copyFixture();
+  const dir = await copyFixture(t);
   for (const id of ['5', '6', '7']) {
     await writeFile(join(dir, 'Sentences', `${id}.txt`), `[/EN#1/people Person ${id}] .\n`);
     await writeFile(join(dir, 'Annotations', `${id}.xml`), '<annotation><size><width>5</width><height>5</height></size><object><name>1</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>');
@@ -102,7 +102,7 @@ test('options are checked at the factory', (t) => {
 });
 
 test('a folder without Sentences/ is a clear error', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-flickr-empty-'));
+  const dir = await tempDir(t, 'ff-flickr-empty-');
   await mkdir(join(dir, 'Annotations'));
   const err = await t.throwsAsync(readSource(flickr30kEntitiesSource({ dir })));
   t.is((err as { code?: string }).code, 'FF_ERR_BAD_INPUT');

@@ -1,14 +1,14 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchToCache } from '../../sources/http-fetch.ts';
 import { inputFile } from '../../sources/resolve-input.ts';
 import { aokvqaSource } from '../../sources/aokvqa.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
@@ -29,7 +29,6 @@ async function serve(handler: Handler): Promise<{ url: string; requests: Incomin
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const cache = () => mkdtemp(join(tmpdir(), 'ff-http-'));
 
 /** Serves `body` honouring Range; `cutAt`: on the first request, stop after that many bytes and kill the socket. */
 function rangeServer(body: Buffer, options: { cutAt?: number; ignoreRange?: boolean } = {}): Handler {
@@ -57,7 +56,7 @@ test('a transfer cut in the middle resumes with Range and the file is byte-ident
   try {
     const progress: number[] = [];
     const r = await fetchToCache(`${srv.url}/data/aokvqa_v1p0_train.json`, {
-      cacheDir: await cache(), sha256: sha(body), backoffMs: 1, onProgress: (p) => progress.push(p.received),
+      cacheDir: await tempDir(t, 'ff-http-'), sha256: sha(body), backoffMs: 1, onProgress: (p) => progress.push(p.received),
     });
     t.is(srv.requests.length, 2);
     t.is(srv.requests[0]!.headers.range, undefined);
@@ -83,7 +82,7 @@ test('a server that ignores Range (answers 200) makes the download restart, stil
   const body = randomBytes(200_000);
   const srv = await serve(rangeServer(body, { cutAt: 50_000, ignoreRange: true }));
   try {
-    const r = await fetchToCache(`${srv.url}/x.bin`, { cacheDir: await cache(), backoffMs: 1 });
+    const r = await fetchToCache(`${srv.url}/x.bin`, { cacheDir: await tempDir(t, 'ff-http-'), backoffMs: 1 });
     t.is(srv.requests.length, 2);
     t.truthy(srv.requests[1]!.headers.range);
     t.true((await readFile(r.path)).equals(body));
@@ -95,7 +94,7 @@ test('a server that ignores Range (answers 200) makes the download restart, stil
 test('a wrong sha256 is an error naming both digests, and the download is removed', async (t) => {
   const body = Buffer.from('hello world\n');
   const srv = await serve(rangeServer(body));
-  const dir = await cache();
+  const dir = await tempDir(t, 'ff-http-');
   try {
     const wrong = '0'.repeat(64);
     const err = await t.throwsAsync(fetchToCache(`${srv.url}/hello.txt`, { cacheDir: dir, sha256: wrong }));
@@ -115,7 +114,7 @@ test('503 then 200 is retried', async (t) => {
     rangeServer(body)(req, res, n);
   });
   try {
-    const r = await fetchToCache(`${srv.url}/a.json`, { cacheDir: await cache(), backoffMs: 1 });
+    const r = await fetchToCache(`${srv.url}/a.json`, { cacheDir: await tempDir(t, 'ff-http-'), backoffMs: 1 });
     t.is(srv.requests.length, 2);
     t.is(r.requests, 2);
     t.true((await readFile(r.path)).equals(body));
@@ -127,7 +126,7 @@ test('503 then 200 is retried', async (t) => {
 test('a 5xx that persists fails after the retries with a clear error', async (t) => {
   const srv = await serve((_req, res) => { res.writeHead(500); res.end(); });
   try {
-    const err = await t.throwsAsync(fetchToCache(`${srv.url}/a.json`, { cacheDir: await cache(), backoffMs: 1, retries: 2 }));
+    const err = await t.throwsAsync(fetchToCache(`${srv.url}/a.json`, { cacheDir: await tempDir(t, 'ff-http-'), backoffMs: 1, retries: 2 }));
     t.is((err as { code?: string }).code, 'FF_ERR_HTTP');
     t.is((err as { status?: number }).status, 500);
     t.is(srv.requests.length, 3);
@@ -140,7 +139,7 @@ test('a 5xx that persists fails after the retries with a clear error', async (t)
 test('404 is a clear error at once (no retries), naming the URL and the fix', async (t) => {
   const srv = await serve((_req, res) => { res.writeHead(404); res.end('nope'); });
   try {
-    const err = await t.throwsAsync(fetchToCache(`${srv.url}/missing.json`, { cacheDir: await cache(), backoffMs: 1 }));
+    const err = await t.throwsAsync(fetchToCache(`${srv.url}/missing.json`, { cacheDir: await tempDir(t, 'ff-http-'), backoffMs: 1 }));
     t.is((err as { code?: string }).code, 'FF_ERR_HTTP');
     t.is((err as { status?: number }).status, 404);
     t.is(srv.requests.length, 1);
@@ -161,7 +160,7 @@ test('sources take URLs: an A-OKVQA file read over HTTP; inputs fingerprint the 
   const srv = await serve(rangeServer(body));
   try {
     const url = `${srv.url}/aokvqa_v1p0_val.json`;
-    const src = aokvqaSource({ file: url, http: { cacheDir: await cache() } });
+    const src = aokvqaSource({ file: url, http: { cacheDir: await tempDir(t, 'ff-http-') } });
     const { items } = await readSource(src);
     t.deepEqual(items.map((i) => i.question_id), ['q']);
     t.deepEqual(await src.inputs!(), [{ path: url, bytes: body.length, sha256: sha(body) }]);

@@ -1,11 +1,12 @@
-import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import test, { type ExecutionContext } from 'ava';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLines } from '../../sources/line-records.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-async function tmpFile(name: string, text: string | Buffer): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-lines-'));
+async function tmpFile(t: ExecutionContext, name: string, text: string | Buffer): Promise<string> {
+  const dir = await tempDir(t, 'ff-lines-');
   const path = join(dir, name);
   await writeFile(path, text);
   return path;
@@ -18,7 +19,7 @@ async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 test('readLines: LF and CRLF, byte offsets, last line without newline', async (t) => {
-  const path = await tmpFile('a.txt', 'ab\r\nc\n\né\nlast');
+  const path = await tmpFile(t, 'a.txt', 'ab\r\nc\n\né\nlast');
   const lines = await all(readLines(path));
   t.deepEqual(lines.map((l) => l.text), ['ab', 'c', '', 'é', 'last']);
   t.deepEqual(lines.map((l) => l.line), [1, 2, 3, 4, 5]);

@@ -1,11 +1,11 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { llavaInstructSource } from '../../sources/llava-instruct.ts';
 import { conversationSchema } from '../../schemas/conversation.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FILE = fileURLToPath(new URL('../fixtures/llava/llava_instruct_sample.json', import.meta.url));
 
@@ -33,7 +33,7 @@ test('LLaVA items -> conversations: image prefix, <image> moved to the front, re
 });
 
 test('bad items: image path with "..", <image> in a later turn, wrong speaker; each rejected with its location', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-llava-'));
+  const dir = await tempDir(t, 'ff-llava-');
   const file = join(dir, 'bad.json');
   await writeFile(file, JSON.stringify([
     { id: 'a', image: '../../etc/passwd', conversations: [{ from: 'human', value: '<image>\nHi' }, { from: 'gpt', value: 'Yo' }] },

@@ -1,11 +1,11 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { preferenceJsonSource } from '../../sources/preference-json.ts';
 import { preferenceSchema } from '../../schemas/preference.ts';
 import { readSource } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FILE = fileURLToPath(new URL('../fixtures/llava/llava_preference_sample.json', import.meta.url));
 
@@ -38,7 +38,7 @@ test('LLaVA-RLHF preference items -> preference records (placeholder gpt turn dr
 });
 
 test('bad input: preference 3 is rejected with the reason and location', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-pref-'));
+  const dir = await tempDir(t, 'ff-pref-');
   const file = join(dir, 'pref.json');
   const item = { image: 'a.jpg', conversations: [{ from: 'human', value: '<image>\nQ?' }, { from: 'gpt', value: '' }], output_1: { value: 'A' }, output_2: { value: 'B' } };
   await writeFile(file, JSON.stringify([{ ...item, preference: 3 }, { ...item, preference: 2, hallucination: 'maybe' }, { ...item, preference: '1' }]));

@@ -1,13 +1,13 @@
 import test from 'ava';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readRunSummary, runPipeline } from '../../src/pipeline/run-pipeline.ts';
 import { definePipeline } from '../../src/pipeline/define-pipeline.ts';
 import shapesWorld, { shapesWorldFor } from '../../pipelines/shapes-world.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('the shapes-world pipeline writes a world through the runner, with progress and --seed', async (t) => {
-  const out = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-pipe-'));
+  const out = await tempDir(t, 'shapes-world-pipe-');
   const updates: number[] = [];
   const summary = await runPipeline(shapesWorld, {
     out,
@@ -22,19 +22,17 @@ test('the shapes-world pipeline writes a world through the runner, with progress
   t.is((summary.result as { counts: { images: { total: number } } }).counts.images.total, 18);
   t.is(updates.at(-1), 18);
   t.truthy(await stat(path.join(out, 'summary.json')));
-  await rm(out, { recursive: true, force: true });
 });
 
 test('the shapes-world pipeline refuses partitions', async (t) => {
-  const out = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-pipe-'));
+  const out = await tempDir(t, 'shapes-world-pipe-');
   const err = await t.throwsAsync(runPipeline(shapesWorld, { out, partition: '0/2', params: { images: 3 } }));
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.regex(err!.message, /option "partition"/);
-  await rm(out, { recursive: true, force: true });
 });
 
 test('shapesWorldFor: a finished world is reused with its own params, made again (same params, seed) when an older version made it', async (t) => {
-  const cwd = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-for-'));
+  const cwd = await tempDir(t, 'shapes-world-for-');
   const world = path.join(cwd, 'world');
   await runPipeline(shapesWorld, { out: world, seed: 7, params: { images: 6, eval_images: 2, mmhal_per_type: 0 } });
   const reader = definePipeline({
@@ -57,5 +55,4 @@ test('shapesWorldFor: a finished world is reused with its own params, made again
   t.is(now.seed, 7);
   t.deepEqual(now.params, old.params);
   t.not(now.run_id, old.run_id);
-  await rm(cwd, { recursive: true, force: true });
 });

@@ -1,12 +1,12 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { generateShapesWorld, SHAPES_WORLD_FILES as F, type ShapesWorldResult } from '../../sources/shapes-world.ts';
 import { annotatorChoice, judgeMentions } from '../../sources/shapes-world-text.ts';
 import { COLORS, SHAPES, objectKey, type GroundTruth } from '../../schemas/shapes-world.ts';
+import { sharedTempDir, tempDir } from '../helpers/temp-dir.ts';
 
 // real samples copied into test/fixtures (provenance there), so the format checks never skip
 const FIX = path.resolve(import.meta.dirname, '../fixtures');
@@ -21,8 +21,7 @@ interface World {
   text(rel: string): Promise<string>;
 }
 
-async function makeWorld(seed: number, extra: Record<string, unknown> = {}): Promise<World> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-'));
+async function makeWorld(dir: string, seed: number, extra: Record<string, unknown> = {}): Promise<World> {
   const result = await generateShapesWorld({ out: dir, seed, images: 40, annotatorNoise: 0, ...extra });
   const text = (rel: string) => readFile(path.join(dir, rel), 'utf8');
   const gt = (await text(F.ground_truth)).trim().split('\n').map((l) => JSON.parse(l) as GroundTruth);
@@ -45,11 +44,8 @@ async function digest(dir: string): Promise<Map<string, string>> {
   return m;
 }
 
-const worldP = makeWorld(7);
-const twinP = makeWorld(7);
-test.after.always(async () => {
-  for (const w of await Promise.all([worldP, twinP])) await rm(w.dir, { recursive: true, force: true });
-});
+const worldP = makeWorld(sharedTempDir('shapes-world-'), 7);
+const twinP = makeWorld(sharedTempDir('shapes-world-'), 7);
 
 const keysOf = (o: object) => Object.keys(o);
 const objectsOf = (g: GroundTruth) => g.objects;
@@ -61,9 +57,8 @@ test('same seed gives byte-identical files (sha256 of every file, images include
   t.is(da.size, 68 + 2 * 8 + 3 + 13);
   t.deepEqual([...da.keys()], [...db.keys()]);
   for (const [f, h] of da) t.is(db.get(f), h, f);
-  const c = await makeWorld(8, { images: 5, flickrImages: 0, evalImages: 2 });
+  const c = await makeWorld(await tempDir(t, 'shapes-world-'), 8, { images: 5, flickrImages: 0, evalImages: 2 });
   t.notDeepEqual(c.gt.map((g) => g.objects), a.gt.slice(0, 5).map((g) => g.objects));
-  await rm(c.dir, { recursive: true, force: true });
 });
 
 test('layout: every image exists as a 64x64 JPEG, ground truth covers train, flickr and eval images', async (t) => {
@@ -480,7 +475,7 @@ test('preference file: LLaVA-RLHF record shape on held-out images; with no noise
 });
 
 test('annotator noise flips about the set share of labels', async (t) => {
-  const w = await makeWorld(11, { images: 200, flickrImages: 0, evalImages: 1, annotatorNoise: 0.3, preferencePerImage: 4, heldoutFraction: 0.5, mmhalPerType: 0 });
+  const w = await makeWorld(await tempDir(t, 'shapes-world-'), 11, { images: 200, flickrImages: 0, evalImages: 1, annotatorNoise: 0.3, preferencePerImage: 4, heldoutFraction: 0.5, mmhalPerType: 0 });
   const records = await w.json(F.preference);
   let disagree = 0;
   let decided = 0;
@@ -496,11 +491,10 @@ test('annotator noise flips about the set share of labels', async (t) => {
   const rate = disagree / decided;
   t.true(rate > 0.22 && rate < 0.38, `flip rate ${rate}`);
   t.is(w.result.counts.preference.noise_flips > 0, true);
-  await rm(w.dir, { recursive: true, force: true });
 });
 
 test('bad options throw FF_ERR_INVALID_OPTION naming the option; an aborted signal throws FF_ERR_ABORTED', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'shapes-world-bad-'));
+  const dir = await tempDir(t, 'shapes-world-bad-');
   for (const [opts, name] of [
     [{ images: 0 }, 'images'],
     [{ images: 1.5 }, 'images'],
@@ -518,7 +512,6 @@ test('bad options throw FF_ERR_INVALID_OPTION naming the option; an aborted sign
   t.is((err as { code?: string }).code, 'FF_ERR_ABORTED');
   // nothing half-written is left under a final name
   t.false((await filesUnder(dir)).some((f) => f.endsWith('.json') || f.endsWith('.jsonl')));
-  await rm(dir, { recursive: true, force: true });
 });
 
 test('colour vocabulary sanity: all generated kinds come from the shared vocabulary', async (t) => {

@@ -1,6 +1,5 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { conversationSchema, type Conversation } from '../../schemas/conversation.ts';
@@ -10,16 +9,17 @@ import { shardSink } from '../../sinks/shard-sink.ts';
 import { listShardFiles, shardFileInfo, shardSource } from '../../sources/shards.ts';
 import { originOf } from '../../src/stream/origin.ts';
 import { collect, fakeSinkContext, fakeSourceContext, iterate, makeConversations } from '../sinks/sink-harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-async function shardsOf(n: number, format: ShardFormat = 'parquet', maxRows = 40): Promise<{ dir: string; manifest: Manifest; records: Conversation[] }> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-shards-'));
+async function shardsOf(t: ExecutionContext, n: number, format: ShardFormat = 'parquet', maxRows = 40): Promise<{ dir: string; manifest: Manifest; records: Conversation[] }> {
+  const dir = await tempDir(t, 'ff-shards-');
   const records = makeConversations(n, 5);
   const manifest = await shardSink({ dir, schema: conversationSchema, format, maxRows, rowGroupRows: 15 }).write(iterate(records), fakeSinkContext({ dir }));
   return { dir, manifest, records };
 }
 
 test('reads a folder through its manifest, with origins', async (t) => {
-  const { dir, records } = await shardsOf(100);
+  const { dir, records } = await shardsOf(t, 100);
   await fsp.writeFile(path.join(dir, 'stray-00000-of-00001.parquet'), 'not listed, never read');
   const ctx = fakeSourceContext();
   const back = await collect(shardSource({ path: dir, schema: conversationSchema, split: 'train' }).read(ctx));
@@ -30,7 +30,7 @@ test('reads a folder through its manifest, with origins', async (t) => {
 
 for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
   test(`partitions split the rows into contiguous, complete ranges (${format})`, async (t) => {
-    const { dir, records } = await shardsOf(100, format);
+    const { dir, records } = await shardsOf(t, 100, format);
     const parts: Conversation[][] = [];
     for (let index = 0; index < 3; index++) {
       const ctx = fakeSourceContext({ index, count: 3 });
@@ -44,14 +44,14 @@ for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
 
 test('a single shard file reads on its own', async (t) => {
   for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
-    const { dir, manifest, records } = await shardsOf(50, format);
+    const { dir, manifest, records } = await shardsOf(t, 50, format);
     const file = path.join(dir, manifest.shards[1]!.path);
     t.deepEqual(await collect(shardSource({ path: file, schema: conversationSchema }).read(fakeSourceContext())), records.slice(40));
   }
 });
 
 test('a folder of another record kind is FF_ERR_SCHEMA_MISMATCH naming the manifest and both kinds', async (t) => {
-  const { dir } = await shardsOf(10);
+  const { dir } = await shardsOf(t, 10);
   const err = await t.throwsAsync(collect(shardSource({ path: dir, schema: preferenceSchema }).read(fakeSourceContext())));
   t.is((err as { code?: string }).code, 'FF_ERR_SCHEMA_MISMATCH');
   t.true(err!.message.startsWith(`${path.join(dir, 'manifest.json')}: the manifest lists "conversation" records but "preference" records were expected`));
@@ -59,7 +59,7 @@ test('a folder of another record kind is FF_ERR_SCHEMA_MISMATCH naming the manif
 
 test('a file of another record kind is FF_ERR_SCHEMA_MISMATCH naming the file and both kinds', async (t) => {
   for (const format of ['parquet', 'arrow'] as const) {
-    const { dir, manifest } = await shardsOf(10, format);
+    const { dir, manifest } = await shardsOf(t, 10, format);
     const file = path.join(dir, manifest.shards[0]!.path);
     const err = await t.throwsAsync(collect(shardSource({ path: file, schema: preferenceSchema }).read(fakeSourceContext())));
     t.is((err as { code?: string }).code, 'FF_ERR_SCHEMA_MISMATCH');
@@ -68,7 +68,7 @@ test('a file of another record kind is FF_ERR_SCHEMA_MISMATCH naming the file an
 });
 
 test('a parquet file written elsewhere is read when it has the columns, refused when not', async (t) => {
-  const { dir, records } = await shardsOf(20);
+  const { dir, records } = await shardsOf(t, 20);
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   const copy = path.join(dir, 'copy.parquet');
@@ -82,7 +82,7 @@ test('a parquet file written elsewhere is read when it has the columns, refused 
 });
 
 test('a truncated shard is FF_ERR_BAD_INPUT naming the file', async (t) => {
-  const { dir, manifest } = await shardsOf(60);
+  const { dir, manifest } = await shardsOf(t, 60);
   const file = path.join(dir, manifest.shards[1]!.path);
   await fsp.truncate(file, 100);
   const err = await t.throwsAsync(collect(shardSource({ path: dir }).read(fakeSourceContext())));
@@ -91,7 +91,7 @@ test('a truncated shard is FF_ERR_BAD_INPUT naming the file', async (t) => {
 });
 
 test('verify: true checks sha256 against the manifest', async (t) => {
-  const { dir, manifest } = await shardsOf(30, 'jsonl');
+  const { dir, manifest } = await shardsOf(t, 30, 'jsonl');
   const file = path.join(dir, manifest.shards[0]!.path);
   const text = await fsp.readFile(file, 'utf8');
   await fsp.writeFile(file, text.replace('conv-000001', 'conv-00000X'));
@@ -103,7 +103,7 @@ test('verify: true checks sha256 against the manifest', async (t) => {
 });
 
 test('inputs() fingerprints the shards from the manifest', async (t) => {
-  const { dir, manifest } = await shardsOf(50);
+  const { dir, manifest } = await shardsOf(t, 50);
   const inputs = await shardSource({ path: dir }).inputs!();
   t.deepEqual(inputs, manifest.shards.map((s) => ({ path: path.join(dir, s.path), bytes: s.bytes, sha256: s.sha256 })));
   const single = await shardSource({ path: inputs[0]!.path }).inputs!();
@@ -111,7 +111,7 @@ test('inputs() fingerprints the shards from the manifest', async (t) => {
 });
 
 test('bad JSON lines are rejected with file and line', async (t) => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ff-shards-'));
+  const dir = await tempDir(t, 'ff-shards-');
   const file = path.join(dir, 'x.jsonl');
   await fsp.writeFile(file, '{"a":1}\n{oops\n\n{"a":3}\n');
   const ctx = fakeSourceContext();
@@ -123,7 +123,7 @@ test('missing paths, wrong splits and bad options fail clearly', async (t) => {
   const missing = await t.throwsAsync(collect(shardSource({ path: '/nonexistent/shards' }).read(fakeSourceContext())));
   t.is((missing as { code?: string }).code, 'FF_ERR_BAD_INPUT');
   t.true(missing!.message.startsWith('/nonexistent/shards: no such shard folder or file'));
-  const { dir } = await shardsOf(5);
+  const { dir } = await shardsOf(t, 5);
   const split = await t.throwsAsync(collect(shardSource({ path: dir, split: 'validation' }).read(fakeSourceContext())));
   t.regex(split!.message, /manifest\.json: the manifest is of split "train" but split "validation" was asked for/);
   const err = t.throws(() => shardSource({ path: '' }));
@@ -132,7 +132,7 @@ test('missing paths, wrong splits and bad options fail clearly', async (t) => {
 });
 
 test('shardFileInfo describes each format; listShardFiles follows the manifest', async (t) => {
-  const pq = await shardsOf(50, 'parquet');
+  const pq = await shardsOf(t, 50, 'parquet');
   const info = await shardFileInfo(path.join(pq.dir, pq.manifest.shards[0]!.path));
   t.deepEqual(info, {
     file: path.join(pq.dir, 'train-00000-of-00002.parquet'),
@@ -145,9 +145,9 @@ test('shardFileInfo describes each format; listShardFiles follows the manifest',
     columns: ['id', 'image', 'conversations', 'source', 'meta'],
     rowGroups: 3,
   });
-  const ar = await shardsOf(50, 'arrow');
+  const ar = await shardsOf(t, 50, 'arrow');
   t.like(await shardFileInfo(path.join(ar.dir, ar.manifest.shards[1]!.path)), { format: 'arrow', rows: 10, codec: 'uncompressed', schemaName: 'conversation', schemaVersion: 1, rowGroups: 1 });
-  const js = await shardsOf(50, 'jsonl');
+  const js = await shardsOf(t, 50, 'jsonl');
   t.like(await shardFileInfo(path.join(js.dir, js.manifest.shards[0]!.path)), { format: 'jsonl', rows: 40, schemaName: 'conversation', schemaVersion: 1, rowGroups: 0 });
 
   t.deepEqual(await listShardFiles(pq.dir), pq.manifest.shards.map((s) => path.join(pq.dir, s.path)));

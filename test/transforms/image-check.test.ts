@@ -1,14 +1,14 @@
-import test from 'ava';
-import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import test, { type ExecutionContext } from 'ava';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CLIP_MEAN_RGB, imageCheck, resolveUnderRoot } from '../../transforms/image-check.ts';
 import { withOrigin } from '../../src/stream/origin.ts';
 import { runStage } from '../sources/harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-async function makeRoot(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'ff-img-'));
+async function makeRoot(t: ExecutionContext): Promise<string> {
+  const root = await tempDir(t, 'ff-img-');
   await mkdir(join(root, 'coco'), { recursive: true });
   // 64x32 red image: wide, so padding goes above and below
   const good = await sharp({ create: { width: 64, height: 32, channels: 3, background: { r: 255, g: 0, b: 0 } } }).jpeg().toBuffer();
@@ -22,7 +22,7 @@ async function makeRoot(): Promise<string> {
 const rec = (id: string, image: string | null) => withOrigin({ id, image }, { file: 'records.json', index: Number(id) });
 
 test('good images pass; missing, unreadable, truncated, too small and escaping paths are rejected with reasons', async (t) => {
-  const root = await makeRoot();
+  const root = await makeRoot(t);
   const stage = imageCheck<{ id: string; image: string | null }>({ root });
   const input = [
     rec('0', 'coco/good.jpg'), rec('1', 'coco/missing.jpg'), rec('2', 'coco/text.jpg'), rec('3', 'coco/cut.jpg'),
@@ -43,7 +43,7 @@ test('good images pass; missing, unreadable, truncated, too small and escaping p
 });
 
 test('policy keep passes bad images on (but never paths that leave the root)', async (t) => {
-  const root = await makeRoot();
+  const root = await makeRoot(t);
   const stage = imageCheck<{ id: string; image: string | null }>({ root, policy: 'keep' });
   const { items, rejected } = await runStage(stage, [rec('0', 'coco/missing.jpg'), rec('1', 'x/../../y.jpg')]);
   t.deepEqual(items.map((r) => r.id), ['0']);
@@ -52,8 +52,8 @@ test('policy keep passes bad images on (but never paths that leave the root)', a
 });
 
 test('preprocessing writes pad-to-square copies with the CLIP mean colour', async (t) => {
-  const root = await makeRoot();
-  const out = join(await mkdtemp(join(tmpdir(), 'ff-img-out-')), 'pre');
+  const root = await makeRoot(t);
+  const out = join(await tempDir(t, 'ff-img-out-'), 'pre');
   const stage = imageCheck<{ id: string; image: string | null }>({ root, preprocess: { out, size: 32 } });
   const { items } = await runStage(stage, [rec('0', 'coco/good.jpg')]);
   t.is(items.length, 1);

@@ -17,6 +17,7 @@ import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { shapeReward } from '../../src/rl/reward-shaping.ts';
 import { rewardScore, type RewardScoreInput } from '../../transforms/reward-score.ts';
 import { fromArray, testContext } from '../stream/helpers.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -51,6 +52,8 @@ async function run(records: Rec[][], facts: boolean, extra: Partial<Parameters<t
   for await (const b of stage.run(fromArray(records), ctx)) out.push(b);
   return { out, ctx };
 }
+
+removeAfterAll(root); // after the setup above: no top-level await may follow a hook
 
 test.serial('every shaping term is in the record and the terms sum to reward_total', async (t) => {
   const records = [

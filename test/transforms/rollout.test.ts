@@ -1,6 +1,4 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +12,7 @@ import { responseBatch, responseLogprobs } from '../../src/rl/response-batch.ts'
 import type { StageContext } from '../../src/stream/stage.ts';
 import { rollout, type RolloutOptions, type RolloutRecord } from '../../transforms/rollout.ts';
 import { toyConfig, toyPrompts, toyTokenizer } from '../sinks/ppo-toy.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -150,7 +149,7 @@ test('with a trainer attached: batch j waits for step j, and a resumed run skips
 });
 
 test('image prompts: pixels are read from the image folder; without one the prompt is rejected', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'rollout-img-'));
+  const dir = await tempDir(t, 'rollout-img-');
   await sharp({ create: { width: 20, height: 12, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toFile(path.join(dir, 'red.png'));
   const prompt: RlPrompt = { ...toyPrompts(1)[0]!, image: 'red.png', conversations: [{ from: 'human', value: '<image>\nred?' }] };
   const withImages = createLivePolicy({ model, tokenizer: tok, systemPrompt: 'Hi.', imageRoot: dir });
@@ -169,7 +168,6 @@ test('image prompts: pixels are read from the image folder; without one the prom
   await run({ policy: withImages, batchSize: 1 }, [{ ...prompt, image: 'nope.png' }], missing);
   t.is(missing.rejected[0]!.code, 'FF_ERR_BAD_INPUT');
   t.true(missing.rejected[0]!.reason.includes(path.join(dir, 'nope.png')));
-  await rm(dir, { recursive: true, force: true });
 });
 
 test('options are checked when the stage is built', (t) => {

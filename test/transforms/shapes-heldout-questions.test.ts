@@ -17,6 +17,7 @@ import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
 import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
+import { removeAfterAll } from '../helpers/temp-dir.ts';
 
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
@@ -31,6 +32,8 @@ const gt: GroundTruth = {
     { shape: 'circle', color: 'blue', size: 'large', box: [30, 30, 58, 58] },
   ],
 };
+
+removeAfterAll(path.dirname(world)); // after the setup above: no top-level await may follow a hook
 
 test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A-OKVQA direct format', (t) => {
   const qs = questionsForImage(gt, { seed: 1 });

@@ -1,6 +1,5 @@
 import test from 'ava';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { preferenceJsonSource } from '../../sources/preference-json.ts';
@@ -9,11 +8,12 @@ import { cocoCaptionFacts } from '../../transforms/attach-facts.ts';
 import { toPreference } from '../../transforms/to-preference.ts';
 import { preferenceSchema } from '../../schemas/preference.ts';
 import { readSource, runStage } from '../sources/harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const PREF = fileURLToPath(new URL('../fixtures/llava/llava_preference_sample.json', import.meta.url));
 
 test('preference records get COCO captions of their image as facts', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ff-topref-'));
+  const dir = await tempDir(t, 'ff-topref-');
   const coco = join(dir, 'captions_train2014.json');
   await writeFile(coco, JSON.stringify({
     images: [{ id: 33471, file_name: 'COCO_train2014_000000033471.jpg', width: 640, height: 480 }],
