@@ -10,9 +10,9 @@ import { patchify } from '../../src/model/vision-encoder.ts';
 tf.env().set('PROD', true);
 await tf.setBackend('wasm');
 
-test('default config: 36 visual tokens, parameter count by part', (t) => {
+test('default config: 16 visual tokens, parameter count by part', (t) => {
   const cfg = resolveModelConfig({ language: { vocabSize: 512 } });
-  t.is(imageTokenCount(cfg), 36);
+  t.is(imageTokenCount(cfg), 16);
   const m = createModel(cfg, { seed: 1 });
   const n = m.parameterCount();
   t.is(n, m.parameterCount('vision.') + m.parameterCount('projector.') + m.parameterCount('lm.') + m.parameterCount('head.'));
@@ -23,7 +23,7 @@ test('default config: 36 visual tokens, parameter count by part', (t) => {
   const learned = createModel(resolveModelConfig({ language: { vocabSize: 512, positions: 'learned' } }), { seed: 1 });
   t.is(learned.parameterCount('lm.'), 2 * block(128, 4) + (512 + 256) * 128 + 2 * 128);
   learned.dispose();
-  t.is(m.parameterCount('vision.'), 192 * 96 + 96 + 36 * 96 + 2 * block(96, 4) + 2 * 192);
+  t.is(m.parameterCount('vision.'), 768 * 96 + 96 + 16 * 96 + 2 * block(96, 4) + 2 * 192);
   t.is(m.parameterCount('projector.'), 192 * 128 + 128);
   t.is(m.parameterCount('head.'), 128 * 512);
   t.true(n > 500_000 && n < 2_000_000, String(n));
@@ -45,7 +45,7 @@ test('fan-in init (the default): each matrix starts at std 1/sqrt(fan_in), embed
   near('lm.layers.0.attn.q.weight', 1 / Math.sqrt(128));
   near('lm.layers.1.attn.out.weight', 1 / Math.sqrt(128) / 2); // residual outputs / sqrt(2 x 2 layers)
   near('lm.layers.0.mlp.fc2.weight', 1 / Math.sqrt(512) / 2);
-  near('vision.patch_embed.weight', 1 / Math.sqrt(8 * 8 * 3));
+  near('vision.patch_embed.weight', 1 / Math.sqrt(16 * 16 * 3));
   near('projector.weight', 1 / Math.sqrt(192));
   near('head.lm.weight', 1 / Math.sqrt(128));
   m.dispose();
@@ -62,7 +62,7 @@ test('config errors name the option path', (t) => {
     [{ language: { heads: 3 } }, /model\.language\.heads/],
     [{ language: { width: 0 } }, /model\.language\.width/],
     [{ heads: ['policy' as 'lm'] }, /model\.heads/],
-    [{ language: { contextLength: 30 } }, /model\.language\.contextLength/],
+    [{ language: { contextLength: 16 } }, /model\.language\.contextLength/],
     [{ activation: 'tanh' as 'relu' }, /model\.activation/],
   ];
   for (const [input, re] of cases) {
