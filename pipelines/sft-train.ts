@@ -57,8 +57,25 @@ import { heldoutImages } from '../transforms/shapes-heldout-questions.ts';
 const VISION_WORLD_SEED_OFFSET = 1000;
 /** Images whose patches the projector alignment regresses on (256 x 16 patches: ample for 193 features). */
 const ALIGN_IMAGES = 256;
-/** Shapes-world images in the default world (the shapes-world pipeline's default). */
+/** Images of the shapes-world pipeline's own default world. */
 const WORLD_DEFAULT_IMAGES = 300;
+/**
+ * Images of the world this pipeline makes by default. On 300 images the policy memorises its 225
+ * SFT images before the question-to-image lookup forms and stays at chance; on 3,000 it answers from
+ * the image by 1,000-1,500 steps (README, "What keeps the default run at chance").
+ */
+const SFT_WORLD_IMAGES = 3000;
+
+/** Train images of a shapes world (world.json's counts), or undefined when it does not say. */
+async function worldImageCount(worldDir: string): Promise<number | undefined> {
+  try {
+    const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { counts?: { images?: { coco_train?: unknown } } };
+    const n = world.counts?.images?.coco_train;
+    return typeof n === 'number' ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
@@ -97,11 +114,11 @@ export default definePipeline({
     data: { type: 'path', default: '', description: 'conversation shard folder; empty: make the shapes world and its SFT mix (A-OKVQA direct)' },
     images: { type: 'path', default: '', description: 'image root of the records\' image paths; empty: <world>/images' },
     world: { type: 'path', default: 'runs/shapes-world', description: 'shapes world (made if missing) for the default data and the held-out questions' },
-    world_images: { type: 'number', default: WORLD_DEFAULT_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made' },
+    world_images: { type: 'number', default: SFT_WORLD_IMAGES, min: 10, integer: true, description: 'images of the shapes world when it is made (an existing world is used as it is)' },
     mix: { type: 'path', default: '', description: 'where the default SFT mix is made (when data is empty); empty: runs/sft-mix-<aokvqa_mode>' },
     aokvqa_mode: { type: 'enum', default: 'direct', values: ['direct', 'reasoning', 'mixed'], description: 'A-OKVQA answers in the default mix: the letter, a rationale first, or each question one of the two' },
     heldout_multichoice: { type: 'enum', default: 'auto', values: ['auto', 'direct', 'reasoning'], description: 'how held-out multiple-choice questions are asked: the letter directly, a rationale first, or auto (reasoning when aokvqa_mode is reasoning, else direct)' },
-    steps: { type: 'number', default: 600, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
+    steps: { type: 'number', default: 1500, min: 1, integer: true, description: 'optimizer steps (one batch each); ignored when epochs > 0' },
     epochs: { type: 'number', default: 0, min: 0, integer: true, description: 'passes over the data (0: as many as steps need)' },
     batch_size: { type: 'number', default: 16, min: 1, integer: true, description: 'conversations per step' },
     lr: { type: 'number', default: 2e-3, min: 0, description: 'peak learning rate (AdamW)' },
@@ -124,9 +141,9 @@ export default definePipeline({
     checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
     eval_every: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out loss every N steps (0: only at the end)' },
     log_every: { type: 'number', default: 10, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
-    eval_images: { type: 'number', default: 0, min: 0, integer: true, description: 'held-out images asked about (0: all held-out and eval images)' },
+    eval_images: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out images asked about, the first ones in ground-truth order (0: all held-out and eval images; 200 ask about 730 questions)' },
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
-    vision_pretrain_steps: { type: 'number', default: 300, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
+    vision_pretrain_steps: { type: 'number', default: 600, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
     vision_batch_size: { type: 'number', default: 32, min: 1, integer: true, description: 'images per vision pretraining step' },
     vision_world: { type: 'path', default: '', description: 'shapes world whose training images vision pretraining learns from (our CLIP stand-in\'s own corpus; made if missing, with vision_world_images images and its own seed); empty: the SFT world\'s training images' },
     vision_world_images: { type: 'number', default: 10000, min: 10, integer: true, description: 'images of vision_world when it is made' },
@@ -150,6 +167,10 @@ export default definePipeline({
     // a complete world (world.json written last) is used as it is, whatever it was made with, as
     // the other pipelines do: every stage of the recipe then sees the same world
     const worldDir = await shapesWorldFor(ctx, p.world, worldParams);
+    const worldSize = await worldImageCount(worldDir);
+    if (worldSize !== undefined && worldSize !== p.world_images) {
+      ctx.log(`using the existing world ${p.world} (${worldSize} images; world_images=${p.world_images} applies only when a world is made: --set world=DIR for a new one)`);
+    }
     let dataDir: string;
     if (p.data === '') {
       // inputs named explicitly, so sft-mix does not (re)make a world of its own; the definition is
