@@ -81,7 +81,10 @@ test.serial('vision_lr sets the vision pretraining learning rate apart from the 
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.true(err!.message.includes('vision_lr'));
   const out = path.join(tmp, 'vlr');
-  await runPipeline(sftTrain, { out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), vision_pretrain_steps: 20, vision_lr: 0.0125, steps: 1, eval_images: 1 }, backend: 'wasm', cwd: ROOT });
+  // world_images names a size the existing 24-image world does not have: the world is used as it is, and the log says so
+  const logs: string[] = [];
+  await runPipeline(sftTrain, { out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), world_images: 30, vision_pretrain_steps: 20, vision_lr: 0.0125, steps: 1, eval_images: 1 }, backend: 'wasm', cwd: ROOT, log: (m) => logs.push(m) });
+  t.true(logs.some((l) => l.includes('using the existing world') && l.includes('(24 images; world_images=30 applies only when a world is made')), logs.join('\n'));
   const rows = (await readFile(path.join(out, 'vision_metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
   t.is(Math.max(...rows.map((r) => r.lr)), 0.0125);
   const sft = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
