@@ -62,7 +62,7 @@ const WORLD_DEFAULT_IMAGES = 300;
 /**
  * Images of the world this pipeline makes by default. On 300 images the policy memorises its 225
  * SFT images before the question-to-image lookup forms and stays at chance; on 3,000 it answers from
- * the image by 1,000-1,500 steps (README, "What keeps the default run at chance").
+ * the image by 1,000-1,500 steps (README, "What kept the 300-image default at chance").
  */
 const SFT_WORLD_IMAGES = 3000;
 
@@ -141,7 +141,7 @@ export default definePipeline({
     checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
     eval_every: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out loss every N steps (0: only at the end)' },
     log_every: { type: 'number', default: 10, min: 1, integer: true, description: 'a metrics.jsonl line every N steps' },
-    eval_images: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out images asked about, the first ones in ground-truth order (0: all held-out and eval images; 200 ask about 730 questions)' },
+    eval_images: { type: 'number', default: 200, min: 0, integer: true, description: 'held-out images asked about, the first ones in ground-truth order (0: all held-out and eval images; 200 on the default world ask 1,079 questions)' },
     heldout_loss_questions: { type: 'number', default: 128, min: 0, integer: true, description: 'held-out questions the periodic held-out loss is computed on' },
     vision_pretrain_steps: { type: 'number', default: 600, min: 0, integer: true, description: 'steps of vision pretraining before SFT (the encoder learns the colour/shape tags the world captions mention; our CLIP stand-in); 0: none' },
     vision_batch_size: { type: 'number', default: 32, min: 1, integer: true, description: 'images per vision pretraining step' },

@@ -109,7 +109,8 @@ export type ModelConfigInput = {
  * The default, and what `sft-train` trains unless told otherwise: trains in minutes on 2 CPU
  * cores (wasm) on the shapes world. 64 px images (the world's size) in 16 px patches give 16
  * visual tokens; vocabSize is replaced by the tokenizer's. 8 language-model heads of 16: more,
- * narrower heads beat 4 of 32 in every pair measured (same parameters; README, Models).
+ * narrower heads beat 4 of 32 in every pair measured (same parameters; README, "Where the
+ * reproduction stands").
  */
 export const DEFAULT_MODEL_CONFIG: ModelConfig = Object.freeze({
   kind: 'factflow-llava',
