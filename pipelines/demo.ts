@@ -35,8 +35,8 @@ export default definePipeline({
     // the world's own default (2 per held-out image) left the reward models 130 training and 20
     // held-out pairs at the default size: too few to learn from or to measure
     preference_per_image: { type: 'number', default: 8, min: 1, max: 20, integer: true, description: 'preference pairs per held-out image of each seed\'s world (reward-model training and held-out pairs)' },
-    // the demo keeps its ~18-minute budget on the 300-image world; sft-train's own defaults (1,500
-    // and 600 steps on a 3,000-image world) see, but would multiply the demo's time
+    // the demo keeps its budget (about 9 minutes on 2 idle cores) on the 300-image world;
+    // sft-train's own defaults (1,500 and 600 steps on a 3,000-image world) see, but cost more
     sft_steps: { type: 'number', default: 600, min: 0, integer: true, description: 'SFT optimizer steps (0: the SFT pipeline\'s default, 1,500)' },
     vision_steps: { type: 'number', default: 300, min: -1, integer: true, description: 'vision pretraining steps before SFT (-1: the SFT pipeline\'s default, 600; 0: none)' },
     // half the reward pipeline's 120: the two reward models were half the demo's time, and their
