@@ -29,7 +29,7 @@ import type { Sink, SinkContext } from '../src/stream/stage.ts';
 import { createAdamW, type AdamW, type AdamWOptions } from '../src/model/adamw.ts';
 import { assignWeights, loadCheckpoint, restoreOptimizer, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { collate, realTokens, type LossWeighting, type TrainExample } from '../src/model/collate.ts';
-import { imageTokenCount } from '../src/model/config.ts';
+import { configDifferences, imageTokenCount } from '../src/model/config.ts';
 import { createDataParallel, splitRows, type DataParallel } from '../src/model/data-parallel.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
@@ -220,6 +220,12 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
         }
         if (saved.seed !== undefined && saved.seed !== ctx.seed) {
           throw new CheckpointError(`the checkpoint was trained with seed ${saved.seed}, this run has seed ${ctx.seed}: the data order would differ`, { file: checkpointDir, fix: `rerun with --seed ${saved.seed}, or use a fresh out folder` });
+        }
+        const differs = configDifferences(ck.config, cfg);
+        if (differs.length > 0) {
+          throw new CheckpointError(`the checkpoint was trained as another model (${differs.join(', ')}): resuming would load its weights into a model that computes something else`, {
+            file: checkpointDir, fix: 'rerun with the settings it was trained with (its config.json), or use a fresh out folder',
+          });
         }
         assignWeights(model, ck.weights, { file: checkpointDir });
         restoreOptimizer(optimizer, ck);

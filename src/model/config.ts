@@ -214,3 +214,21 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
     ...(rewardFactMatch ? { rewardFactMatch } : {}),
   };
 }
+
+/**
+ * Where two configs differ in what the weights mean (every field but `initStd`, which only
+ * matters before training): `language.heads 4 -> 8`, ... Empty when they describe the same model.
+ * Head counts matter though the weights' shapes do not change with them: a checkpoint trained with
+ * 4 heads loads into an 8-head model without complaint and computes something else.
+ */
+export function configDifferences(saved: ModelConfig, current: ModelConfig): string[] {
+  const out: string[] = [];
+  const show = (v: unknown): string => (v === undefined ? '(absent)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const compare = (where: string, a: unknown, b: unknown): void => {
+    if (show(a) !== show(b)) out.push(`${where} ${show(a)} -> ${show(b)}`);
+  };
+  for (const k of Object.keys({ ...saved.vision, ...current.vision }) as (keyof VisionConfig)[]) compare(`vision.${k}`, saved.vision[k], current.vision[k]);
+  for (const k of Object.keys({ ...saved.language, ...current.language }) as (keyof LanguageConfig)[]) compare(`language.${k}`, saved.language[k], current.language[k]);
+  for (const k of ['heads', 'layerNormEps', 'activation', 'rewardPooling', 'rewardLikelihood', 'rewardFactMatch'] as const) compare(k, saved[k], current[k]);
+  return out;
+}

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { DEFAULT_MODEL_CONFIG, TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
+import { DEFAULT_MODEL_CONFIG, TINY_MODEL_CONFIG, configDifferences, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { rewardPoolingWeights } from '../../src/model/heads.ts';
 import { attentionBias, positionIds } from '../../src/model/language-model.ts';
@@ -71,6 +71,17 @@ test('config errors name the option path', (t) => {
     t.regex(e!.message, re);
   }
   t.deepEqual(resolveModelConfig({}), { ...DEFAULT_MODEL_CONFIG });
+});
+
+test('configDifferences names every field that changes what the weights compute, and ignores initStd', (t) => {
+  const base = resolveModelConfig({ language: { vocabSize: 512 } });
+  t.deepEqual(configDifferences(base, resolveModelConfig({ language: { vocabSize: 512 } })), []);
+  t.deepEqual(configDifferences(base, resolveModelConfig({ initStd: 0.02, language: { vocabSize: 512 } })), []);
+  t.deepEqual(
+    configDifferences(base, resolveModelConfig({ vision: { patchSize: 8 }, language: { vocabSize: 512, heads: 4, positions: 'learned' }, heads: ['lm', 'value'], activation: 'gelu' })),
+    ['vision.patchSize 16 -> 8', 'language.heads 8 -> 4', 'language.positions rotary -> learned', 'heads ["lm"] -> ["lm","value"]', 'activation relu -> gelu'],
+  );
+  t.deepEqual(configDifferences(base, resolveModelConfig({ language: { vocabSize: 512 }, rewardPooling: 'mean' })), ['rewardPooling (absent) -> mean']);
 });
 
 test('forward: shapes of hidden states and every head; bad input is refused with the option named', (t) => {

@@ -14,7 +14,7 @@ import type { Source, Stage } from '../../src/stream/stage.ts';
 import { Rng } from '../../src/stream/random.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../../src/model/build-tokenizer.ts';
 import { tokenizerFromJson } from '../../src/model/tokenizer.ts';
-import { TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig } from '../../src/model/config.ts';
+import { TINY_MODEL_CONFIG, imageTokenCount, resolveModelConfig, type ModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
 import { loadModel } from '../../src/model/checkpoint.ts';
@@ -60,8 +60,8 @@ function arraySource(items: readonly Conversation[]): Source<Conversation> {
 
 interface RunResult { summary: Awaited<ReturnType<ReturnType<typeof sftTrainer>['write']>>; metrics: SftMetrics[]; rejected: number; deadLetters: string }
 
-async function train(out: string, extra: Partial<SftTrainerOptions> = {}, options: { records?: Conversation[]; signal?: AbortSignal; policy?: 'skip' | 'fail'; epochs?: number } = {}): Promise<RunResult> {
-  const model = createModel(config, { seed: 5 });
+async function train(out: string, extra: Partial<SftTrainerOptions> = {}, options: { records?: Conversation[]; signal?: AbortSignal; policy?: 'skip' | 'fail'; epochs?: number; config?: ModelConfig } = {}): Promise<RunResult> {
+  const model = createModel(options.config ?? config, { seed: 5 });
   const images = createImageLoader({ size: config.vision.imageSize, root: path.join(world, 'images') });
   const heldoutExamples = await Promise.all(truths.filter((g) => g.split === 'eval').map(async (g) => encodeExample(tok, g.image, [
     { from: 'human', value: `<image>\nIs there ${objectPhrase(g.objects[0]!, { size: false })}?` }, { from: 'gpt', value: 'Yes' },
@@ -130,6 +130,19 @@ test.serial('resume after an interruption: continues at the checkpoint step with
   const b = resumed.metrics.map((m) => m.loss);
   t.deepEqual(b.slice(4), a.slice(4), 'steps 5..12 after resuming');
   t.deepEqual(b.slice(0, 4), a.slice(0, 4), 'steps 1..4 kept from the first run');
+});
+
+test.serial('resume into a model configured otherwise is refused, naming what differs (head counts leave the weights\' shapes alone)', async (t) => {
+  const out = path.join(root, 'run-other-config');
+  await train(out, { steps: 2, checkpointEvery: 2 });
+  const other = resolveModelConfig({ language: { heads: 4 } }, config);
+  const err = await t.throwsAsync(train(out, { steps: 4, checkpointEvery: 2 }, { config: other }));
+  t.is((err as { code?: string }).code, 'FF_ERR_CHECKPOINT');
+  t.regex(err!.message, /trained as another model \(language\.heads 2 -> 4\)/);
+  t.regex((err as { fix?: string }).fix ?? '', /settings it was trained with/);
+  // the checkpoint is left as it was
+  const state = JSON.parse(await readFile(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8')) as { step: number };
+  t.is(state.step, 2);
 });
 
 test.serial('bad records are rejected with a reason and their location; training goes on', async (t) => {
