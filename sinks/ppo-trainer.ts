@@ -32,6 +32,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AbortedError, BadInputError, CheckpointError, InvalidOptionError } from '../src/errors.ts';
 import { createAdamW, type AdamW } from '../src/model/adamw.ts';
 import { assignWeights, CONFIG_FILE, loadCheckpoint, restoreOptimizer, saveCheckpoint, WEIGHTS_FILE } from '../src/model/checkpoint.ts';
+import { configDifferences, type ModelConfig } from '../src/model/config.ts';
 import type { EncodedPrompt, LivePolicy, PromptFields, StepTiming } from '../src/model/live-policy.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import type { Parameter } from '../src/model/parameters.ts';
@@ -359,6 +360,14 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
   const policyParams = trainable(policy.model);
   const valueParams = trainable(value);
 
+  /** A checkpoint of another model (another SFT policy since, say) is not continued as this one. */
+  function refuseOtherModel(saved: ModelConfig, current: ModelConfig, dir: string, what: string): void {
+    const differs = configDifferences(saved, current);
+    if (differs.length > 0) {
+      throw new CheckpointError(`the PPO checkpoint's ${what} was another model (${differs.join(', ')}) than this run's`, { file: dir, fix: `rerun with the policy it was trained from, or delete ${ckDir} to start over` });
+    }
+  }
+
   async function restore(ctx: SinkContext): Promise<number> {
     await mkdir(out, { recursive: true });
     await removeStaleCheckpoints(out);
@@ -372,6 +381,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
     if (state.kind !== 'ppo' || typeof state.step !== 'number' || !Number.isInteger(state.step) || state.step < 0) {
       throw new CheckpointError('not a PPO checkpoint (trainer_state.json has no PPO step)', { file: loaded.dir, fix: `use a new output folder, or delete ${ckDir} to start over` });
     }
+    refuseOtherModel(loaded.config, policy.model.config, loaded.dir, 'policy');
     assignWeights(policy.model, loaded.weights, { file: path.join(loaded.dir, WEIGHTS_FILE) });
     restoreOptimizer(policyOpt!, loaded);
     const valueDir = path.join(loaded.dir, VALUE_DIR);
@@ -379,6 +389,7 @@ export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRoll
       throw new CheckpointError('the PPO checkpoint has no value model', { file: valueDir, fix: `delete ${ckDir} to start over` });
     }
     const v = await loadCheckpoint(valueDir);
+    refuseOtherModel(v.config, value.config, v.dir, 'value model');
     assignWeights(value, v.weights, { file: path.join(v.dir, WEIGHTS_FILE) });
     restoreOptimizer(valueOpt!, v);
     if (state.kl_controller) kl.restore(state.kl_controller);

@@ -274,6 +274,23 @@ test.serial('a broken checkpoint in the output folder is a CheckpointError namin
   toy3.dispose();
 });
 
+test.serial('a PPO checkpoint of another model (here: its config.json says 4 heads, this run has 2) is refused, naming what differs', async (t) => {
+  const toy = makeToy();
+  const out = await tempDir(t, 'ppo-trainer-');
+  await ppoTrainer({ policy: toy.policy, reference: toy.reference, value: toy.value, out, steps: 1 }).write(batches(fakeRollouts(toy, 2)), fakeSinkContext({ dir: out }));
+  toy.dispose();
+  const configFile = path.join(out, 'checkpoint', 'config.json');
+  const saved = JSON.parse(await readFile(configFile, 'utf8')) as { language: { heads: number } };
+  t.is(saved.language.heads, 2);
+  saved.language.heads = 4;
+  await writeFile(configFile, JSON.stringify(saved));
+  const toy2 = makeToy();
+  const err = await t.throwsAsync(ppoTrainer({ policy: toy2.policy, reference: toy2.reference, value: toy2.value, out, steps: 2 }).write(batches(), fakeSinkContext({ dir: out })));
+  toy2.dispose();
+  t.is((err as FactflowError).code, 'FF_ERR_CHECKPOINT');
+  t.regex(err!.message, /policy was another model \(language\.heads 4 -> 2\)/);
+});
+
 test.serial('options are checked when the trainer is built', (t) => {
   const toy = makeToy();
   const base = { policy: toy.policy, reference: toy.reference, value: toy.value, out: '/tmp/x', steps: 1 };
