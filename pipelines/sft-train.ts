@@ -57,8 +57,6 @@ import { heldoutImages } from '../transforms/shapes-heldout-questions.ts';
 const VISION_WORLD_SEED_OFFSET = 1000;
 /** Images whose patches the projector alignment regresses on (256 x 16 patches: ample for 193 features). */
 const ALIGN_IMAGES = 256;
-/** Images of the shapes-world pipeline's own default world. */
-const WORLD_DEFAULT_IMAGES = 300;
 /**
  * Images of the world this pipeline makes by default. On 300 images the policy memorises its 225
  * SFT images before the question-to-image lookup forms and stays at chance; on 3,000 it answers from
@@ -66,15 +64,11 @@ const WORLD_DEFAULT_IMAGES = 300;
  */
 const SFT_WORLD_IMAGES = 3000;
 
-/** Train images of a shapes world (world.json's counts), or undefined when it does not say. */
-async function worldImageCount(worldDir: string): Promise<number | undefined> {
-  try {
-    const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { counts?: { images?: { coco_train?: unknown } } };
-    const n = world.counts?.images?.coco_train;
-    return typeof n === 'number' ? n : undefined;
-  } catch {
-    return undefined;
-  }
+/** What sft-train reads of a shapes world's world.json: its train-image count and held-out ids. */
+async function worldInfo(worldDir: string): Promise<{ images?: number; heldout: number[] }> {
+  const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { counts?: { images?: { coco_train?: unknown } }; splits?: { heldout?: number[] } };
+  const n = world.counts?.images?.coco_train;
+  return { images: typeof n === 'number' ? n : undefined, heldout: world.splits?.heldout ?? [] };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -163,11 +157,10 @@ export default definePipeline({
     const backend = await selectBackend(ctx.backend as BackendChoice, { log: ctx.log });
 
     // ---- data ---------------------------------------------------------------------------------
-    const worldParams = p.world_images === WORLD_DEFAULT_IMAGES ? {} : { images: p.world_images };
     // a complete world (world.json written last) is used as it is, whatever it was made with, as
     // the other pipelines do: every stage of the recipe then sees the same world
-    const worldDir = await shapesWorldFor(ctx, p.world, worldParams);
-    const worldSize = await worldImageCount(worldDir);
+    const worldDir = await shapesWorldFor(ctx, p.world, { images: p.world_images });
+    const worldSize = (await worldInfo(worldDir)).images;
     if (worldSize !== undefined && worldSize !== p.world_images) {
       ctx.log(`using the existing world ${p.world} (${worldSize} images; world_images=${p.world_images} applies only when a world is made: --set world=DIR for a new one)`);
     }
@@ -344,7 +337,7 @@ async function pretrainVision(
   const tagsOf = captionTagger(vocabulary);
   const truth = await loadShapesTruth(path.join(corpus.dir, SHAPES_WORLD_FILES.ground_truth));
   // the SFT world's held-out images stay unseen; a corpus of its own has nothing to keep out
-  const kept = new Set(corpus.dir === scored.dir ? await heldoutIds(corpus.dir) : []);
+  const kept = new Set(corpus.dir === scored.dir ? (await worldInfo(corpus.dir)).heldout : []);
   const pathOf = new Map<number, string>();
   for (const gt of truth.values()) if (gt.dataset === 'coco' && gt.split === 'train' && !kept.has(gt.image_id)) pathOf.set(gt.image_id, gt.image);
   if (pathOf.size === 0) throw new BadInputError('the shapes world has no training images for vision pretraining', { file: corpus.dir, fix: 'make the world again, or set vision_pretrain_steps=0' });
@@ -377,8 +370,3 @@ async function pretrainVision(
   return alignment ? { ...flow.result, projector_alignment: alignment } : flow.result;
 }
 
-/** Image ids of a shapes world's held-out split (kept out of SFT and vision pretraining). */
-async function heldoutIds(worldDir: string): Promise<number[]> {
-  const world = JSON.parse(await readFile(path.join(worldDir, SHAPES_WORLD_FILES.world), 'utf8')) as { splits?: { heldout?: number[] } };
-  return world.splits?.heldout ?? [];
-}
