@@ -15,7 +15,7 @@
  * short side and centre-cropped (CLIP's own preprocessing). Records keep their relative path,
  * so the copies are used by pointing the image root at `preprocess.out`.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import { BadRecordError, InvalidOptionError } from '../src/errors.ts';
@@ -65,6 +65,16 @@ export function resolveUnderRoot(root: string, image: string): string | { reason
 
 type WithImage = { readonly image: string | null };
 
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ENOTDIR'; // e.g. EACCES: there, but unreadable
+  }
+}
+
 /** Image checking (and optional preprocessing) stage; see the module comment. */
 export function imageCheck<T extends WithImage>(options: ImageCheckOptions): Stage<T, T> & { report(): ImageCheckReport } {
   if (typeof options?.root !== 'string' || options.root === '') throw new InvalidOptionError('root', 'must be the image root folder');
@@ -94,10 +104,10 @@ export function imageCheck<T extends WithImage>(options: ImageCheckOptions): Sta
     try {
       meta = await sharp(abs, { failOn: 'truncated' }).metadata();
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const msg = (err as Error).message;
-      if (code === 'ENOENT' || /missing|no such file/i.test(msg)) return `image ${image} does not exist under the image root ${root}`;
-      return `image ${image} cannot be read: ${msg}`;
+      // Ask the filesystem, not sharp's wording: sharp tells "missing" from "unsupported format"
+      // by reading libvips' shared error buffer, which concurrent decodes overwrite.
+      if (!(await exists(abs))) return `image ${image} does not exist under the image root ${root}`;
+      return `image ${image} cannot be read: ${(err as Error).message}`;
     }
     const w = meta.autoOrient?.width ?? meta.width ?? 0;
     const h = meta.autoOrient?.height ?? meta.height ?? 0;

@@ -42,6 +42,20 @@ test('good images pass; missing, unreadable, truncated, too small and escaping p
   t.deepEqual(stage.report(), { checked: 5, ok: 1, bad: 6, kept: 0, written: 0, noImage: 1 });
 });
 
+test('missing images are named missing under concurrency (sharp alone mislabels some as unsupported)', async (t) => {
+  // sharp tells a missing file from a bad one by libvips' shared error buffer, which concurrent
+  // decodes of broken files overwrite: ~0.5% of missing files came back "unsupported image format".
+  const root = await makeRoot(t);
+  const stage = imageCheck<{ id: string; image: string | null }>({ root, concurrency: 32, decode: 'header' });
+  const n = 1200;
+  const input = Array.from({ length: n }, (_, i) => rec(String(i), i % 2 === 0 ? `coco/missing-${i}.jpg` : 'coco/text.jpg'));
+  const { items, rejected } = await runStage(stage, input);
+  t.is(items.length, 0);
+  t.is(rejected.length, n);
+  const wrong = rejected.filter((r, i) => !(i % 2 === 0 ? /does not exist under the image root/ : /cannot be read/).test(r.reason));
+  t.deepEqual(wrong.map((r) => r.reason), []);
+});
+
 test('policy keep passes bad images on (but never paths that leave the root)', async (t) => {
   const root = await makeRoot(t);
   const stage = imageCheck<{ id: string; image: string | null }>({ root, policy: 'keep' });
