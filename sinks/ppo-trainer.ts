@@ -25,7 +25,8 @@
  * metrics that follow are those of an uninterrupted run (all but the timing fields).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile, appendFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, appendFile } from 'node:fs/promises';
+import { cutMetrics } from './metrics-log.ts';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
@@ -319,24 +320,6 @@ async function removeStaleCheckpoints(out: string): Promise<void> {
       await rm(path.join(out, n), { recursive: true, force: true });
     }
   }
-}
-
-/** Keeps the metrics lines of steps <= `step` (drops a torn last line); removes the file at 0. */
-async function cutMetrics(file: string, step: number): Promise<void> {
-  if (step === 0) { await rm(file, { force: true }); return; }
-  let text: string;
-  try { text = await readFile(file, 'utf8'); } catch { return; }
-  const keep: string[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      const m = JSON.parse(line) as { step?: unknown };
-      if (typeof m.step === 'number' && m.step <= step) keep.push(line);
-    } catch { /* torn line from a kill */ }
-  }
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, keep.map((l) => l + '\n').join(''));
-  await rename(tmp, file);
 }
 
 export function ppoTrainer(options: PpoTrainerOptions): Sink<readonly ScoredRollout[], PpoResult> {

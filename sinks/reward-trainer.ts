@@ -25,6 +25,7 @@
  * though every epoch brings them back).
  */
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cutMetrics } from './metrics-log.ts';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { AbortedError, CheckpointError, FactflowError, InvalidOptionError } from '../src/errors.ts';
@@ -215,15 +216,6 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
-async function trimMetrics(file: string, step: number): Promise<void> {
-  if (!(await exists(file))) return;
-  const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-  const keep = lines.filter((l) => {
-    try { return (JSON.parse(l) as { step?: number }).step! <= step; } catch { return false; }
-  });
-  await writeFile(file, keep.map((l) => l + '\n').join(''));
-}
-
 /** The two reward items of a preference record: [chosen, rejected]. */
 export function preferenceItems(r: Preference, pixels: Float32Array | null): [RewardItem, RewardItem] {
   const item = (response: string): RewardItem => ({ id: r.id, pixels, turns: r.conversations, response, facts: r.facts });
@@ -387,7 +379,7 @@ export function rewardTrainer(options: RewardTrainerOptions): Sink<Preference[],
           restoreOptimizer(optimizer, checkpoint);
           Object.assign(state, saved);
           resumedFrom = state.step;
-          await trimMetrics(metricsFile, resumedFrom);
+          await cutMetrics(metricsFile, resumedFrom);
         } else {
           await writeFile(metricsFile, '');
         }

@@ -20,7 +20,8 @@
  * still add up). Aborts are checked between steps, so a checkpoint is never half-written by us
  * (saveCheckpoint is atomic besides).
  */
-import { mkdir, readFile, stat, writeFile, appendFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile, appendFile } from 'node:fs/promises';
+import { cutMetrics } from './metrics-log.ts';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { AbortedError, CheckpointError, InvalidOptionError } from '../src/errors.ts';
@@ -146,16 +147,6 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
-/** Keeps metrics lines up to `step` (a resumed run rewrites what came after its checkpoint). */
-async function trimMetrics(file: string, step: number): Promise<void> {
-  if (!(await exists(file))) return;
-  const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-  const keep = lines.filter((l) => {
-    try { return (JSON.parse(l) as { step?: number }).step! <= step; } catch { return false; }
-  });
-  await writeFile(file, keep.map((l) => l + '\n').join(''));
-}
-
 /** Mean loss over held-out batches, weighted by their loss tokens (forward only). */
 export async function heldoutLoss(model: MultimodalModel, batches: readonly TrainBatch[]): Promise<number> {
   let sum = 0;
@@ -231,7 +222,7 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
         restoreOptimizer(optimizer, ck);
         Object.assign(state, { step: saved.step, batches: saved.batches, examples: saved.examples ?? 0 });
         resumedFrom = saved.step;
-        await trimMetrics(metricsFile, resumedFrom);
+        await cutMetrics(metricsFile, resumedFrom);
       } else {
         await writeFile(metricsFile, '');
       }
