@@ -48,7 +48,7 @@ import { loadShapesTruth } from '../sources/shapes-truth.ts';
 import { batch } from '../src/stream/batch.ts';
 import { filter } from '../src/stream/filter.ts';
 import { map } from '../src/stream/map.ts';
-import { captionTagger, shapesWorldTags } from '../src/model/vision-tags.ts';
+import { captionTagger, shapesWorldTagGroups, shapesWorldTags } from '../src/model/vision-tags.ts';
 import { alignProjector, type ProjectorAlignment } from '../src/model/projector-alignment.ts';
 import type { TagHead } from '../src/model/vision-pretrain.ts';
 import { heldoutImages } from '../transforms/shapes-heldout-questions.ts';
@@ -237,7 +237,7 @@ export default definePipeline({
       const align = p.align_projector ? tokenizer : null;
       vision = await pretrainVision(ctx, model, corpus, { dir: worldDir, images: worldImages }, p.vision_pretrain_steps, p.vision_batch_size, visionLr, align);
       const h = vision.heldout;
-      ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)` : ''}`);
+      ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)${h.by_group ? `; present by group: ${Object.entries(h.by_group).map(([g, sc]) => `${g} ${(100 * sc.present_recall).toFixed(1)}%`).join(', ')}` : ''}` : ''}`);
     }
     const frozen = p.vision_pretrain_steps > 0 && p.freeze_vision ? ['vision.'] : [];
 
@@ -365,7 +365,7 @@ async function pretrainVision(
       map<CocoCaptionsItem, TaggedImage>(async (x) => ({ image: pathOf.get(x.image_id)!, pixels: await corpus.images.load(pathOf.get(x.image_id)!), tags: tagsOf(x.captions) }), { name: 'tag', concurrency: 8 }),
       batch<TaggedImage>(batchSize),
     ] as never[],
-    sink: visionPretrainer({ model, tags: vocabulary.length, steps, lr, warmup: Math.min(20, steps), out: ctx.out, heldout, evalEvery: 100, progress: ctx.progress, withHead }),
+    sink: visionPretrainer({ model, tags: vocabulary.length, steps, lr, warmup: Math.min(20, steps), out: ctx.out, heldout, groups: shapesWorldTagGroups(), evalEvery: 100, progress: ctx.progress, withHead }),
   }, { name: 'vision' });
   return alignment ? { ...flow.result, projector_alignment: alignment } : flow.result;
 }

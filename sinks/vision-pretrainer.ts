@@ -13,7 +13,7 @@ import { createAdamW } from '../src/model/adamw.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import { cosineSchedule } from '../src/model/schedule.ts';
 import { applyGradients, computeGradients } from '../src/model/train-step.ts';
-import { createTagHead, predictTags, scoreTags, tagLoss, visionParameters, type TagHead, type TagPooling, type TagScores } from '../src/model/vision-pretrain.ts';
+import { createTagHead, predictTags, scoreTagGroups, scoreTags, tagLoss, visionParameters, type TagHead, type TagPooling, type TagScores } from '../src/model/vision-pretrain.ts';
 
 export const VISION_METRICS_FILE = 'vision_metrics.jsonl';
 
@@ -35,6 +35,8 @@ export interface VisionPretrainerOptions {
   out: string;
   /** Images scored every `evalEvery` steps and at the end. */
   heldout?: readonly TaggedImage[];
+  /** Tag columns scored apart at the end, per group name (e.g. colours, shapes, kinds). */
+  groups?: Readonly<Record<string, readonly number[]>>;
   evalEvery?: number;
   logEvery?: number;
   clipNorm?: number;
@@ -51,7 +53,7 @@ export interface VisionPretrainerSummary {
   images: number;
   final_loss: number;
   /** Held-out tag scores at the end (absent without held-out images). */
-  heldout?: TagScores & { images: number };
+  heldout?: TagScores & { images: number; by_group?: Record<string, TagScores> };
   ms_per_step: number;
   unused_batches: number;
 }
@@ -75,13 +77,15 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
   const heldout = options.heldout ?? [];
   const metricsFile = path.join(out, VISION_METRICS_FILE);
 
-  const evaluate = async (head: ReturnType<typeof createTagHead>): Promise<TagScores & { images: number }> => {
+  const evaluate = async (head: ReturnType<typeof createTagHead>, byGroup = false): Promise<TagScores & { images: number; by_group?: Record<string, TagScores> }> => {
     const probs: number[] = [];
     for (let i = 0; i < heldout.length; i += 64) {
       const part = heldout.slice(i, i + 64);
       probs.push(...await predictTags(model, head, flatten(part, 'pixels'), part.length));
     }
-    return { ...scoreTags(probs, flatten(heldout, 'tags'), options.tags), images: heldout.length };
+    const labels = flatten(heldout, 'tags');
+    const scores = { ...scoreTags(probs, labels, options.tags), images: heldout.length };
+    return byGroup && options.groups ? { ...scores, by_group: scoreTagGroups(probs, labels, options.tags, options.groups) } : scores;
   };
 
   return {
@@ -116,7 +120,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
           bar?.update(step, `step ${step}/${steps} loss ${loss.toFixed(4)}`);
           const last = step === steps;
           const evalNow = heldout.length > 0 && ((evalEvery > 0 && step % evalEvery === 0) || last);
-          if (evalNow) scores = await evaluate(head);
+          if (evalNow) scores = await evaluate(head, last);
           if (evalNow || step % logEvery === 0 || last) {
             lastLoss = iSteps > 0 ? iLoss / iSteps : lastLoss;
             const line = { step, loss: lastLoss, lr: schedule(step - 1), elapsed_s: Math.round(performance.now() - began) / 1000, ...(evalNow && scores ? { heldout: scores } : {}) };
@@ -125,7 +129,7 @@ export function visionPretrainer(options: VisionPretrainerOptions): Sink<TaggedI
           }
         }
         if (ctx.signal.aborted) throw new AbortedError('vision pretraining was aborted', { cause: ctx.signal.reason });
-        if (step > 0 && step < steps && heldout.length > 0) scores = await evaluate(head);
+        if (step > 0 && step < steps && heldout.length > 0) scores = await evaluate(head, true);
         if (step > 0) await options.withHead?.(head);
       } finally {
         bar?.stop();

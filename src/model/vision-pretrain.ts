@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../stream/random.ts';
+import { InvalidOptionError } from '../errors.ts';
 import { imageTokenCount } from './config.ts';
 import type { MultimodalModel } from './multimodal-model.ts';
 import { linear } from './ops.ts';
@@ -97,6 +98,28 @@ export function scoreTags(probabilities: ArrayLike<number>, labels: ArrayLike<nu
   const present_recall = present > 0 ? found / present : 0;
   const absent_accuracy = absent > 0 ? rejected / absent : 0;
   return { present_recall, absent_accuracy, balanced_accuracy: (present_recall + absent_accuracy) / 2, ranking_accuracy: images > 0 ? auc / images : 0.5 };
+}
+
+/**
+ * `scoreTags` restricted to some tag columns, per named group (e.g. colours, shapes, kinds): an
+ * average over all tags hides which attribute the encoder fails to see.
+ */
+export function scoreTagGroups(probabilities: ArrayLike<number>, labels: ArrayLike<number>, tags: number, groups: Readonly<Record<string, readonly number[]>>): Record<string, TagScores> {
+  const out: Record<string, TagScores> = {};
+  const images = Math.floor(labels.length / tags);
+  for (const [name, columns] of Object.entries(groups)) {
+    if (columns.some((c) => !Number.isInteger(c) || c < 0 || c >= tags)) throw new InvalidOptionError(`groups.${name}`, `columns must be integers in 0..${tags - 1}`);
+    const p = new Float64Array(images * columns.length);
+    const y = new Float64Array(images * columns.length);
+    for (let i = 0; i < images; i++) {
+      columns.forEach((c, j) => {
+        p[i * columns.length + j] = probabilities[i * tags + c]!;
+        y[i * columns.length + j] = labels[i * tags + c]!;
+      });
+    }
+    out[name] = scoreTags(p, y, columns.length);
+  }
+  return out;
 }
 
 /** Tag probabilities [count * tags] (forward only). */

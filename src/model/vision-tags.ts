@@ -12,6 +12,17 @@ export function shapesWorldTags(): string[] {
   return [...COLORS, ...SHAPES, ...COLORS.flatMap((c) => SHAPES.map((s) => `${c} ${s}`))];
 }
 
+/** Columns of `shapesWorldTags()` per group: colour words, shape words, colour+shape kinds. */
+export function shapesWorldTagGroups(): Record<'color' | 'shape' | 'kind', number[]> {
+  const tags = shapesWorldTags();
+  const columns = (keep: (tag: string) => boolean): number[] => tags.flatMap((t, i) => (keep(t) ? [i] : []));
+  return {
+    color: columns((t) => (COLORS as readonly string[]).includes(t)),
+    shape: columns((t) => (SHAPES as readonly string[]).includes(t)),
+    kind: columns((t) => /\s/.test(t)),
+  };
+}
+
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

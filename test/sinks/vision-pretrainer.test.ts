@@ -14,8 +14,8 @@ import type { Source, Stage } from '../../src/stream/stage.ts';
 import { TINY_MODEL_CONFIG, resolveModelConfig } from '../../src/model/config.ts';
 import { createModel } from '../../src/model/multimodal-model.ts';
 import { createImageLoader } from '../../src/model/image-input.ts';
-import { captionTagger, shapesWorldTags } from '../../src/model/vision-tags.ts';
-import { createTagHead, scoreTags, tagLogits } from '../../src/model/vision-pretrain.ts';
+import { captionTagger, shapesWorldTagGroups, shapesWorldTags } from '../../src/model/vision-tags.ts';
+import { createTagHead, scoreTagGroups, scoreTags, tagLogits } from '../../src/model/vision-pretrain.ts';
 import { encodeImages, patchify } from '../../src/model/vision-encoder.ts';
 import { imageTokenCount } from '../../src/model/config.ts';
 import { visionPretrainer, VISION_METRICS_FILE, type TaggedImage } from '../../sinks/vision-pretrainer.ts';
@@ -62,6 +62,30 @@ test('scoreTags: recall of present tags, accuracy on absent ones (hand-computed)
   t.is(s.ranking_accuracy, 0.75);
 });
 
+test('scoreTagGroups: scores per group of tag columns (hand-computed), and checks the columns', (t) => {
+  // the same two images as above; group a = columns 0 and 2, group b = column 1
+  const probs = [0.9, 0.2, 0.7, 0.4, 0.6, 0.1];
+  const labels = [1, 1, 0, 0, 1, 0];
+  const g = scoreTagGroups(probs, labels, 3, { a: [0, 2], b: [1] });
+  // a: present (0.9 yes) -> 1/1; absent 0.7 (wrong), 0.4 and 0.1 (right) -> 2/3
+  t.is(g.a!.present_recall, 1);
+  t.is(g.a!.absent_accuracy, 2 / 3);
+  // b: present 0.2 (missed), 0.6 (found) -> 1/2; no absent tags -> 0
+  t.is(g.b!.present_recall, 1 / 2);
+  t.is(g.b!.absent_accuracy, 0);
+  t.throws(() => scoreTagGroups(probs, labels, 3, { c: [3] }), { message: /groups\.c/ });
+});
+
+test('shapesWorldTagGroups: every tag in exactly one group, colours and shapes single words', (t) => {
+  const tags = shapesWorldTags();
+  const groups = shapesWorldTagGroups();
+  const all = [...groups.color, ...groups.shape, ...groups.kind].sort((a, b) => a - b);
+  t.deepEqual(all, tags.map((_, i) => i));
+  t.true(groups.color.map((i) => tags[i]!).includes('red'));
+  t.true(groups.shape.map((i) => tags[i]!).includes('circle'));
+  t.is(groups.kind.length, groups.color.length * groups.shape.length);
+});
+
 test.serial('pretrains the vision encoder only: loss falls, held-out colours are told apart, the language model is untouched', async (t) => {
   const config = resolveModelConfig({ initStd: 'fan-in', vision: { imageSize: 32, patchSize: 8, width: 48 }, language: { vocabSize: 40 } }, TINY_MODEL_CONFIG);
   const model = createModel(config, { seed: 2 });
@@ -77,7 +101,7 @@ test.serial('pretrains the vision encoder only: loss falls, held-out colours are
   const flow = await runFlow({
     source,
     stages: [batch<TaggedImage>(16)] as Stage<never, unknown>[],
-    sink: visionPretrainer({ model, tags: COLORS.length, steps: 80, lr: 3e-3, warmup: 4, out, heldout, evalEvery: 40, logEvery: 5 }),
+    sink: visionPretrainer({ model, tags: COLORS.length, steps: 80, lr: 3e-3, warmup: 4, out, heldout, groups: { all: COLORS.map((_, i) => i), first: [0] }, evalEvery: 40, logEvery: 5 }),
   }, { seed: 1, deadLetterPath: path.join(root, 'rejected.jsonl') });
   const r = flow.result;
   t.is(r.steps, 80);
@@ -89,6 +113,10 @@ test.serial('pretrains the vision encoder only: loss falls, held-out colours are
   t.is(lines.filter((l) => l.heldout).length, 2);
   t.log(JSON.stringify(r.heldout));
   t.true(r.heldout!.ranking_accuracy > 0.75, JSON.stringify(r.heldout));
+  // the final scores also come per group: a group of every column scores as the whole
+  t.deepEqual(Object.keys(r.heldout!.by_group!), ['all', 'first']);
+  t.is(r.heldout!.by_group!.all!.present_recall, r.heldout!.present_recall);
+  t.is(r.heldout!.by_group!.all!.absent_accuracy, r.heldout!.absent_accuracy);
   const lmAfter = model.parameters().filter((p) => !p.name.startsWith('vision.')).map((p) => Array.from(p.variable.dataSync()));
   t.deepEqual(lmAfter, lmBefore);
   const visionAfter = model.parameters().filter((p) => p.name.startsWith('vision.')).map((p) => Array.from(p.variable.dataSync()));
