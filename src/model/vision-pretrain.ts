@@ -108,7 +108,7 @@ export function scoreTagGroups(probabilities: ArrayLike<number>, labels: ArrayLi
   const out: Record<string, TagScores> = {};
   const images = Math.floor(labels.length / tags);
   for (const [name, columns] of Object.entries(groups)) {
-    if (columns.some((c) => !Number.isInteger(c) || c < 0 || c >= tags)) throw new InvalidOptionError(`groups.${name}`, `columns must be integers in 0..${tags - 1}`);
+    if (columns.length === 0 || columns.some((c) => !Number.isInteger(c) || c < 0 || c >= tags)) throw new InvalidOptionError(`groups.${name}`, `must be a non-empty list of columns in 0..${tags - 1}`);
     const p = new Float64Array(images * columns.length);
     const y = new Float64Array(images * columns.length);
     for (let i = 0; i < images; i++) {

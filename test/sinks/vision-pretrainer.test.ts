@@ -74,6 +74,7 @@ test('scoreTagGroups: scores per group of tag columns (hand-computed), and check
   t.is(g.b!.present_recall, 1 / 2);
   t.is(g.b!.absent_accuracy, 0);
   t.throws(() => scoreTagGroups(probs, labels, 3, { c: [3] }), { message: /groups\.c/ });
+  t.throws(() => scoreTagGroups(probs, labels, 3, { d: [] }), { message: /groups\.d/ });
 });
 
 test('shapesWorldTagGroups: every tag in exactly one group, colours and shapes single words', (t) => {
