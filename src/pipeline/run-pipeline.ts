@@ -50,6 +50,19 @@ function canonical(value: unknown): string {
   );
 }
 
+/**
+ * What differs between a finished run and the one asked for, e.g. `answer_types "all" -> "yes/no"`
+ * (at most five named): a rebuild that overwrites an output says why.
+ */
+function madeDifferently(done: RunSummary, asked: { seed: number; params: Record<string, unknown> }): string {
+  const was = (done.params ?? {}) as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(was), ...Object.keys(asked.params)])].sort();
+  const diffs = keys.filter((k) => canonical(was[k]) !== canonical(asked.params[k]))
+    .map((k) => `${k} ${canonical(was[k]) ?? 'unset'} -> ${canonical(asked.params[k]) ?? 'unset'}`);
+  if (done.seed !== asked.seed) diffs.unshift(`seed ${done.seed} -> ${asked.seed}`);
+  return diffs.length > 5 ? `${diffs.slice(0, 5).join(', ')}, and ${diffs.length - 5} more` : diffs.join(', ');
+}
+
 function abortReason(signal: AbortSignal): AbortedError {
   const reason: unknown = signal.reason;
   if (reason instanceof AbortedError) return reason;
@@ -139,7 +152,7 @@ async function ensurePipeline(
   const config = typeof pipeline === 'string' ? (await loadPipeline(pipeline, { cwd: parent.cwd })).config : pipeline;
   const child = resolvePipeline(config, { out, params: params ?? {}, seed: seed ?? parent.seed, policy: parent.policy, backend: parent.backend, cwd: parent.cwd });
   const done = await readRunSummary(child.out);
-  let why = done ? 'was made with other params or seed' : '';
+  let why = !done ? '' : done.pipeline !== child.name ? `was made by the pipeline ${JSON.stringify(done.pipeline)}` : `was made with other params or seed (${madeDifferently(done, child)})`;
   if (done && done.pipeline === child.name && done.seed === child.seed && canonical(done.params) === canonical(child.params)) {
     const version = config.version ?? 1;
     const changed = await changedInputs(done.inputs ?? [], child.out);

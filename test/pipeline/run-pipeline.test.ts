@@ -152,6 +152,9 @@ test('ensure() runs a missing dependency once, reuses it, and reruns it when par
   await runPipeline(main, { cwd, seed: 9, params: ['size=4'], log: (m) => logs.push(m) });
   t.is(depRuns, 3, 'other seed: run again');
   t.regex(logs.join('\n'), /dep: making .*world[\s\S]*dep: already made in .*world, reusing it[\s\S]*made with other params or seed/);
+  // a rebuild names what differs
+  t.regex(logs.join('\n'), /made with other params or seed \(size 2 -> 4\), running it again/);
+  t.regex(logs.join('\n'), /made with other params or seed \(seed 3 -> 9\), running it again/);
   // ensure by file name relative to cwd
   const byName = definePipeline({
     name: 'by-name',
@@ -163,6 +166,16 @@ test('ensure() runs a missing dependency once, reuses it, and reruns it when par
   });
   const r = await runPipeline(byName, { cwd });
   t.deepEqual(r.result, { rows: 5, sum: 10 });
+});
+
+test('ensure() into a folder another pipeline made says which pipeline made it', async (t) => {
+  const cwd = await tempDir(t, 'ff-run-');
+  const maker = (name: string) => definePipeline({ name, description: 'writes', params: {}, async run() { return {}; } });
+  const main = (dep: string) => definePipeline({ name: 'main', description: 'needs a dep', params: {}, async run(ctx) { await ctx.ensure(maker(dep), 'shared'); return {}; } });
+  const logs: string[] = [];
+  await runPipeline(main('first'), { cwd, log: (m) => logs.push(m) });
+  await runPipeline(main('second'), { cwd, log: (m) => logs.push(m) });
+  t.regex(logs.join('\n'), /second: .*shared was made by the pipeline "first", running it again/);
 });
 
 test('ensure() makes an output again when its pipeline version changed or an input it was made from changed', async (t) => {
