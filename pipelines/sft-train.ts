@@ -288,6 +288,8 @@ export default definePipeline({
     const heldoutLossValue = train?.heldout_loss ?? (heldout.length > 0 ? await heldoutLoss(model, heldout) : undefined);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     ctx.log(`sft-train: held-out yes/no ${pct(scores.yesno_accuracy)} (${scores.yesno.total}), multiple choice ${pct(scores.multichoice_accuracy)} (${scores.multichoice.total})`);
+    const hard = (c: string) => (scores.by_contrast[c]!.total === 0 ? 'none asked' : `${pct(scores.by_contrast[c]!.accuracy)} (${scores.by_contrast[c]!.total})`);
+    ctx.log(`sft-train: where the colour alone does not tell: yes/no about a colour that is there on another shape ${hard('colour-elsewhere')}, multiple choice with several options in the image ${hard('several-options-in-image')}`);
     model.dispose();
     return {
       heldout: {
@@ -297,6 +299,7 @@ export default definePipeline({
         yesno: scores.yesno,
         multichoice: scores.multichoice,
         by_form: scores.by_form,
+        by_contrast: scores.by_contrast,
         yes_rate: scores.yes_rate,
         questions: questions.length,
         loss_questions: lossQuestions.length,

@@ -18,7 +18,7 @@ import type { ImageLoader } from '../src/model/image-input.ts';
 import type { MultimodalModel } from '../src/model/multimodal-model.ts';
 import type { TextTokenizer } from '../src/model/tokenizer.ts';
 import type { TrainBatch } from '../src/model/train-step.ts';
-import { isCorrect, type HeldoutQuestion } from './shapes-heldout-questions.ts';
+import { HELDOUT_CONTRASTS, isCorrect, type HeldoutQuestion } from './shapes-heldout-questions.ts';
 
 export interface ShapesEvalOptions {
   model: MultimodalModel;
@@ -40,6 +40,7 @@ export interface ShapesAnswer {
   image: string;
   kind: HeldoutQuestion['kind'];
   form: HeldoutQuestion['form'];
+  contrast: HeldoutQuestion['contrast'];
   question: string;
   answer: string;
   reply: string;
@@ -59,6 +60,11 @@ export interface ShapesAccuracyReport {
   multichoice: Accuracy;
   /** Per phrasing: vqa / llava yes/no, color / shape multiple choice. */
   by_form: Record<string, Accuracy>;
+  /**
+   * Per contrast (HeldoutContrast): `colour-elsewhere` and `several-options-in-image` are the
+   * questions a policy that reads only which colours are in the image gets wrong.
+   */
+  by_contrast: Record<string, Accuracy>;
   /** Share of yes/no replies that say "Yes" (0.5 on a balanced set for an unbiased model). */
   yes_rate: number;
   answers: ShapesAnswer[];
@@ -98,7 +104,7 @@ export async function evaluateShapesAccuracy(options: ShapesEvalOptions): Promis
     const results = await generate(model, requests, { maxNewTokens, greedy: true, tokenizer, signal: options.signal });
     chunk.forEach(({ q, i }, k) => {
       const reply = results[k]!.text.trim();
-      answers[i] = { id: q.id, image: q.image, kind: q.kind, form: q.form, question: q.question, answer: q.answer, reply, correct: isCorrect(q, reply) };
+      answers[i] = { id: q.id, image: q.image, kind: q.kind, form: q.form, contrast: q.contrast, question: q.question, answer: q.answer, reply, correct: isCorrect(q, reply) };
     });
     options.onProgress?.(Math.min(s + batchSize, prompts.length), prompts.length);
   }
@@ -106,6 +112,8 @@ export async function evaluateShapesAccuracy(options: ShapesEvalOptions): Promis
   const multichoice = tally(answers, (a) => a.kind === 'multichoice');
   const by_form: Record<string, Accuracy> = {};
   for (const form of ['vqa', 'llava', 'color', 'shape'] as const) by_form[form] = tally(answers, (a) => a.form === form);
+  const by_contrast: Record<string, Accuracy> = {};
+  for (const c of HELDOUT_CONTRASTS) by_contrast[c] = tally(answers, (a) => a.contrast === c);
   const yn = answers.filter((a) => a.kind === 'yesno');
   return {
     yesno_accuracy: yesno.accuracy,
@@ -113,6 +121,7 @@ export async function evaluateShapesAccuracy(options: ShapesEvalOptions): Promis
     yesno,
     multichoice,
     by_form,
+    by_contrast,
     yes_rate: yn.length > 0 ? yn.filter((a) => /^yes\b/i.test(a.reply)).length / yn.length : NaN,
     answers,
     generate_s: Math.round(performance.now() - began) / 1000,

@@ -45,7 +45,19 @@ export interface HeldoutQuestion {
   answer: string;
   /** A reference reply in the SFT data's style (for the held-out loss). */
   reference: string;
+  /** What the image must be read for (HeldoutContrast); a colour-only reader fails the `*-elsewhere` / `several-*` ones. */
+  contrast: HeldoutContrast;
 }
+
+/**
+ * What a question tests beyond colour presence. Yes/no: `present` (the kind is there),
+ * `colour-absent` (the asked colour is nowhere in the image: colour alone says no) or
+ * `colour-elsewhere` (the colour is there, on another shape: only the shape says no). Multiple
+ * choice: `one-option-in-image` (only the right option's colour / shape is in the image:
+ * presence alone finds it) or `several-options-in-image` (the asked lookup is needed).
+ */
+export type HeldoutContrast = 'present' | 'colour-absent' | 'colour-elsewhere' | 'one-option-in-image' | 'several-options-in-image';
+export const HELDOUT_CONTRASTS: readonly HeldoutContrast[] = ['present', 'colour-absent', 'colour-elsewhere', 'one-option-in-image', 'several-options-in-image'];
 
 export type MultichoiceForm = 'direct' | 'reasoning';
 export const MULTICHOICE_FORMS: readonly MultichoiceForm[] = ['direct', 'reasoning'];
@@ -97,10 +109,13 @@ export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptio
     const reference = form === 'vqa'
       ? (isThere ? 'Yes' : 'No')
       : evidenceYesNo(objs, { color: color as Color, shape: shape as Shape }, isThere ? objs.find((x) => objectKey(x) === key)! : undefined);
-    out.push({ id: `${base}#yn${i}`, image: gt.image, kind: 'yesno', form, question, answer: isThere ? 'Yes' : 'No', reference });
+    const contrast = isThere ? 'present' : objs.some((o) => o.color === color) ? 'colour-elsewhere' : 'colour-absent';
+    out.push({ id: `${base}#yn${i}`, image: gt.image, kind: 'yesno', form, question, answer: isThere ? 'Yes' : 'No', reference, contrast });
   });
   const positions = counts(objs.map((o) => o.position));
   const colors = counts(objs.map((o) => o.color));
+  const optionsContrast = (choices: readonly string[], inImage: ReadonlySet<string>): HeldoutContrast =>
+    choices.filter((c) => inImage.has(c)).length > 1 ? 'several-options-in-image' : 'one-option-in-image';
   const choose = (correct: string, all: readonly string[]): { choices: string[]; idx: number } => {
     const pool = rng.shuffle(all.filter((x) => x !== correct)).slice(0, 3);
     const choices = rng.shuffle([correct, ...pool]);
@@ -111,14 +126,14 @@ export function questionsForImage(gt: GroundTruth, options: HeldoutQuestionOptio
     const o = rng.pick(colorCands);
     const { choices, idx } = choose(o.color, COLORS);
     const { question, reference } = asked(gt, `What color is the ${o.shape} ${positionPhrase(o.position)}?`, choices, idx, colorQuestionRationales(o), mcForm);
-    out.push({ id: `${base}#mc-color`, image: gt.image, kind: 'multichoice', form: 'color', question, answer: LETTERS[idx]!, reference });
+    out.push({ id: `${base}#mc-color`, image: gt.image, kind: 'multichoice', form: 'color', question, answer: LETTERS[idx]!, reference, contrast: optionsContrast(choices, new Set(objs.map((x) => x.color))) });
   }
   const shapeCands = objs.filter((o) => colors.get(o.color) === 1);
   if (shapeCands.length > 0) {
     const o = rng.pick(shapeCands);
     const { choices, idx } = choose(o.shape, SHAPES);
     const { question, reference } = asked(gt, `Which shape in the picture is ${o.color}?`, choices, idx, shapeQuestionRationales(o), mcForm);
-    out.push({ id: `${base}#mc-shape`, image: gt.image, kind: 'multichoice', form: 'shape', question, answer: LETTERS[idx]!, reference });
+    out.push({ id: `${base}#mc-shape`, image: gt.image, kind: 'multichoice', form: 'shape', question, answer: LETTERS[idx]!, reference, contrast: optionsContrast(choices, new Set(objs.map((x) => x.shape))) });
   }
   return out;
 }

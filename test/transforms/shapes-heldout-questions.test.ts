@@ -44,6 +44,9 @@ test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A
     const kind = /^Is there an? (\w+ \w+)/.exec(q.question)![1]!;
     const present = gt.objects.some((o) => objectKey(o) === kind);
     t.is(q.answer, present ? 'Yes' : 'No', q.question);
+    // contrast: a "no" whose colour is on another shape needs the shape to answer
+    const colourThere = gt.objects.some((o) => o.color === kind.split(' ')[0]);
+    t.is(q.contrast, present ? 'present' : colourThere ? 'colour-elsewhere' : 'colour-absent', q.question);
     if (q.form === 'vqa') t.true(q.question.endsWith(`?\n${DEFAULT_VQA_SUFFIX}`), q.question);
     else t.true(q.question.endsWith(' in the image?'), q.question);
     if (q.form === 'vqa') t.is(q.reference, q.answer);
@@ -68,6 +71,8 @@ test('questions: balanced yes/no in both SFT phrasings, multiple choice in the A
     const named = /^(?:What color is the (\w+)|Which shape in the picture is (\w+))/.exec(lines[0]!)!;
     const obj = gt.objects.find((o) => (named[1] ? o.shape === named[1] : o.color === named[2]))!;
     t.is(correct, q.form === 'color' ? obj.color : obj.shape, q.question);
+    const inImage = lines.slice(1, 5).map((l) => l.slice(3)).filter((v) => gt.objects.some((o) => (q.form === 'color' ? o.color : o.shape) === v));
+    t.is(q.contrast, inImage.length > 1 ? 'several-options-in-image' : 'one-option-in-image', q.question);
   }
   t.regex(mc[0]!.question, /^What color is the (star at the top left|circle at the bottom right)\?/);
   t.regex(mc[1]!.question, /^Which shape in the picture is (red|blue)\?/);
@@ -156,6 +161,13 @@ test('evaluator: one scored answer per question with an untrained tiny model; he
     t.is(r.yesno.total + r.multichoice.total, qs.length);
     t.true(r.yesno_accuracy >= 0 && r.yesno_accuracy <= 1);
     for (const a of r.answers) t.is(a.correct, isCorrect(a, a.reply));
+    // every answer is counted under its question's contrast, with the right tally
+    t.deepEqual(r.answers.map((a) => a.contrast), qs.map((q) => q.contrast));
+    for (const [c, acc] of Object.entries(r.by_contrast)) {
+      const sel = r.answers.filter((a) => a.contrast === c);
+      t.deepEqual([acc.total, acc.correct], [sel.length, sel.filter((a) => a.correct).length], c);
+    }
+    t.is(Object.values(r.by_contrast).reduce((n, a) => n + a.total, 0), qs.length);
     const batches = await heldoutLossBatches({ model, tokenizer: tok, images, questions: qs, batchSize: 8, systemPrompt: 'A chat.' });
     t.is(batches.reduce((n, b) => n + b.batch, 0), qs.length);
   } finally {
