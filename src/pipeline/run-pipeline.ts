@@ -160,7 +160,8 @@ async function ensurePipeline(
     else if (changed.length > 0) why = `was made from inputs that changed since (${changed.join('; ')})`;
     else {
       run.log(`${child.name}: already made in ${child.out}, reusing it`);
-      return done;
+      // the folder may have been copied or moved since: its summary's `out` names where it was made
+      return { ...done, out: child.out };
     }
   }
   run.log(done ? `${child.name}: ${child.out} ${why}, running it again` : `${child.name}: making ${child.out}`);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { definePipeline, type RunSummary } from '../../src/pipeline/define-pipeline.ts';
@@ -166,6 +166,19 @@ test('ensure() runs a missing dependency once, reuses it, and reruns it when par
   });
   const r = await runPipeline(byName, { cwd });
   t.deepEqual(r.result, { rows: 5, sum: 10 });
+});
+
+test('ensure() of a copied output returns the copy, not the folder its summary was written in', async (t) => {
+  const cwd = await tempDir(t, 'ff-run-');
+  let runs = 0;
+  const dep = definePipeline({ name: 'dep', description: 'writes', params: {}, async run(ctx) { runs++; await writeFile(path.join(ctx.out, 'a.txt'), 'made'); return {}; } });
+  const main = (dir: string) => definePipeline({ name: 'main', description: 'needs dep', params: {}, async run(ctx) { return { out: (await ctx.ensure(dep, dir)).out }; } });
+  const first = await runPipeline(main('world'), { cwd });
+  t.is(first.result.out, path.join(cwd, 'world'));
+  await cp(path.join(cwd, 'world'), path.join(cwd, 'world-copy'), { recursive: true });
+  const second = await runPipeline(main('world-copy'), { cwd });
+  t.is(runs, 1, 'the copy is complete: reused');
+  t.is(second.result.out, path.join(cwd, 'world-copy'), 'a reader of the returned out reads the copy');
 });
 
 test('ensure() into a folder another pipeline made says which pipeline made it', async (t) => {
