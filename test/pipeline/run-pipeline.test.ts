@@ -174,11 +174,11 @@ test('ensure() of a copied output returns the copy, not the folder its summary w
   const dep = definePipeline({ name: 'dep', description: 'writes', params: {}, async run(ctx) { runs++; await writeFile(path.join(ctx.out, 'a.txt'), 'made'); return {}; } });
   const main = (dir: string) => definePipeline({ name: 'main', description: 'needs dep', params: {}, async run(ctx) { return { out: (await ctx.ensure(dep, dir)).out }; } });
   const first = await runPipeline(main('world'), { cwd });
-  t.is(first.result.out, path.join(cwd, 'world'));
+  t.is((first.result as { out: string }).out, path.join(cwd, 'world'));
   await cp(path.join(cwd, 'world'), path.join(cwd, 'world-copy'), { recursive: true });
   const second = await runPipeline(main('world-copy'), { cwd });
   t.is(runs, 1, 'the copy is complete: reused');
-  t.is(second.result.out, path.join(cwd, 'world-copy'), 'a reader of the returned out reads the copy');
+  t.is((second.result as { out: string }).out, path.join(cwd, 'world-copy'), 'a reader of the returned out reads the copy');
 });
 
 test('ensure() into a folder another pipeline made says which pipeline made it', async (t) => {
