@@ -4,6 +4,9 @@
  * object's cells show its colour and a flat shape code. Annotations, questions and splits stay the
  * same, so `sft-train --set world=<copy>` trains and scores a policy whose encoder cannot be the
  * reason it fails: a diagnostic that separates seeing from the language model.
+ *   npx pipeline run pipelines/sft-train.ts --set world=runs/world-oracle --set mix=runs/mix-oracle
+ * (a mix of its own: the copy's mix holds the same conversations, but sft-train would otherwise
+ * make it again into the default mix folder)
  */
 import { copyFile, cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
