@@ -8,7 +8,7 @@
  * (a mix of its own: the copy's mix holds the same conversations, but sft-train would otherwise
  * make it again into the default mix folder)
  */
-import { copyFile, cp, mkdir } from 'node:fs/promises';
+import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
@@ -32,6 +32,8 @@ export default definePipeline({
       throw new BadInputError(`${world} is not a shapes world (no ${SHAPES_WORLD_FILES.world})`, { file: world, fix: 'make one first: npx pipeline run pipelines/shapes-world.ts --out DIR' });
     }
     if (path.resolve(ctx.out) === world) throw new InvalidOptionError('out', 'must not be the world it copies', { fix: 'choose another --out' });
+    // a copy made before loses its world.json first: until this one is whole, it is no world
+    await rm(path.join(ctx.out, SHAPES_WORLD_FILES.world), { force: true });
     await cp(world, ctx.out, { recursive: true, filter: (src) => !NOT_COPIED.has(path.relative(world, src)) });
     const truth = [...(await loadShapesTruth(path.join(world, SHAPES_WORLD_FILES.ground_truth), { signal: ctx.signal })).values()];
     const bar = ctx.progress.start('oracle-world', { unit: 'images', total: truth.length });
