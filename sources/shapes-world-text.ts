@@ -305,9 +305,18 @@ function numberWrong(n: number): string[] {
   return [String(n + 1), ...(n > 0 ? [String(n - 1)] : [])];
 }
 
-/** An absent kind: half the time one that co-occurs with a present kind (harder), else any. */
-function absentKind(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, taken: Set<string>): { color: Color; shape: Shape } {
+/**
+ * An absent kind: with probability `colorElsewhere` one whose colour is in the image on another
+ * shape (only the shape says no), else half the time one that co-occurs with a present kind
+ * (harder), else any. No extra draw when `colorElsewhere` is 0, so such worlds stay as they were.
+ */
+function absentKind(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, taken: Set<string>, colorElsewhere = 0): { color: Color; shape: Shape } {
   const present = new Set(gt.objects.map(objectKey));
+  if (colorElsewhere > 0 && rng.next() < colorElsewhere) {
+    const colors = new Set(gt.objects.map((o) => o.color));
+    const elsewhere = cooc.kinds.filter((k) => colors.has(k.color) && !present.has(k.key) && !taken.has(k.key));
+    if (elsewhere.length > 0) return rng.pick(elsewhere);
+  }
   const companions = [...present].map((k) => cooc.companion.get(k)).filter((k): k is string => k !== undefined && !present.has(k) && !taken.has(k));
   if (companions.length > 0 && rng.next() < 0.5) return kindByKey(cooc, rng.pick(companions));
   const kinds = cooc.kinds.filter((k) => !present.has(k.key) && !taken.has(k.key));
@@ -322,7 +331,7 @@ function absentKind(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, taken: Set<st
  * bare ("Is there a red circle?"): a policy trained on the bare wording alone answered POPE's
  * "No" 99.5% of the time while it answered the bare one right 81% of the time.
  */
-export function vqaItems(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): VqaItem[] {
+export function vqaItems(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, colorElsewhere = 0): VqaItem[] {
   const objs = gt.objects;
   const shapes = counts(objs.map((o) => o.shape));
   const colors = counts(objs.map((o) => o.color));
@@ -354,7 +363,7 @@ export function vqaItems(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): VqaItem
     const form = rng.int(5);
     let ok = false;
     if (form <= 1) {
-      const k = absentKind(gt, cooc, rng, taken);
+      const k = absentKind(gt, cooc, rng, taken, colorElsewhere);
       taken.add(objectKey(k));
       ok = yesNo(`Is there ${objectPhrase(k, { size: false })}${form === 1 ? ' in the image' : ''}?`, 'is there a', false);
     } else {
@@ -559,7 +568,7 @@ export function topmostIndex(gt: GroundTruth): number {
 }
 
 /** A multi-turn conversation of faithful questions and answers about the shapes; one asks whether a kind is there. */
-export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng): Turn[] {
+export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng, colorElsewhere = 0): Turn[] {
   const objs = textObjects(gt);
   const shapes = counts(objs.map((o) => o.shape));
   const kinds = counts(objs.map(objectKey));
@@ -587,7 +596,7 @@ export function llavaConversation(gt: GroundTruth, cooc: Cooccurrence, rng: Rng)
         const o = rng.pick(objs);
         return [`Is there ${objectPhrase(o, { size: false })} in the image?`, evidenceYesNo(objs, o, o)];
       }
-      const k = absentKind(gt, cooc, rng, new Set());
+      const k = absentKind(gt, cooc, rng, new Set(), colorElsewhere);
       return [`Is there ${objectPhrase(k, { size: false })} in the image?`, evidenceYesNo(objs, k, undefined)];
     },
     () => ['What color is the background?', `The background is ${gt.background}.`],

@@ -77,6 +77,11 @@ export interface ShapesWorldOptions {
   heldoutFraction?: number;
   /** Share of LLaVA detailed descriptions that also name an absent object; default 0.3. */
   hallucinationRate?: number;
+  /**
+   * Share of the absent kinds that VQA-v2 and LLaVA yes/no questions ask about whose colour is in
+   * the image on another shape (the "no"s colour presence cannot decide); default 0 (as drawn).
+   */
+  colorElsewhere?: number;
   /** Share of preference labels the simulated annotator flips; default 0.05. */
   annotatorNoise?: number;
   /** Objects per image, 1..maxObjects; default 4 (at most 6). */
@@ -169,6 +174,7 @@ export function resolveShapesWorldOptions(options: ShapesWorldOptions): Resolved
     heldoutFraction: checkNumber('heldoutFraction', options.heldoutFraction ?? 0.25, 0, 0.9, false),
     hallucinationRate: checkNumber('hallucinationRate', options.hallucinationRate ?? 0.3, 0, 1, false),
     annotatorNoise: checkNumber('annotatorNoise', options.annotatorNoise ?? 0.05, 0, 0.5, false),
+    colorElsewhere: checkNumber('colorElsewhere', options.colorElsewhere ?? 0, 0, 1, false),
     maxObjects: checkNumber('maxObjects', options.maxObjects ?? 4, 1, 6, true),
     layout: checkLayout(options.layout ?? 'grid'),
     preferencePerImage: checkNumber('preferencePerImage', options.preferencePerImage ?? 2, 0, 20, true),
@@ -337,7 +343,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
       if (!heldout) {
         // VQA-v2
         const vrng = rng.fork('vqav2');
-        const items = vqaItems(gt, cooc, vrng);
+        const items = vqaItems(gt, cooc, vrng, o.colorElsewhere);
         for (let k = 0; k < items.length; k++) {
           const item = items[k]!;
           const question_id = id * 1000 + k;
@@ -358,7 +364,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
         }
         // LLaVA instruct: one conversation and one detailed description per SFT image
         const lrng = rng.fork('llava');
-        await llava.add(indentedJson({ id: pad12(id), image: `${pad12(id)}.jpg`, conversations: llavaConversation(gt, cooc, lrng) }, 1));
+        await llava.add(indentedJson({ id: pad12(id), image: `${pad12(id)}.jpg`, conversations: llavaConversation(gt, cooc, lrng, o.colorElsewhere) }, 1));
         const detail = llavaDetail(gt, cooc, lrng, o.hallucinationRate);
         await llava.add(indentedJson({ id: pad12(id), image: `${pad12(id)}.jpg`, conversations: detail.turns }, 1));
         counts.llava_instruct.records += 2;
@@ -544,6 +550,7 @@ export async function generateShapesWorld(options: ShapesWorldOptions): Promise<
         heldout_fraction: o.heldoutFraction,
         hallucination_rate: o.hallucinationRate,
         annotator_noise: o.annotatorNoise,
+        color_elsewhere: o.colorElsewhere,
         max_objects: o.maxObjects,
         layout: o.layout,
         preference_per_image: o.preferencePerImage,

@@ -518,3 +518,46 @@ test('colour vocabulary sanity: all generated kinds come from the shared vocabul
   const w = await worldP;
   for (const g of w.gt) for (const o of g.objects) t.true((COLORS as readonly string[]).includes(o.color) && (SHAPES as readonly string[]).includes(o.shape));
 });
+
+test('colorElsewhere: the absent kinds yes/no questions ask about have their colour in the image on another shape, as often as asked; 0 changes nothing', async (t) => {
+  // share of colour-and-shape "no"s (VQA-v2 and LLaVA) whose colour is in the image
+  const shares = async (w: World) => {
+    const qs = (await w.json(F.vqav2_questions)).questions as { image_id: number; question: string; question_id: number }[];
+    const answer = new Map(((await w.json(F.vqav2_annotations)).annotations as { question_id: number; multiple_choice_answer: string }[]).map((a) => [a.question_id, a.multiple_choice_answer]));
+    const kindRe = new RegExp(`^Is there an? (${COLORS.join('|')}) (${SHAPES.join('|')})( in the image)?\\?$`);
+    let vqaNo = 0, vqaElsewhere = 0;
+    for (const q of qs) {
+      const m = kindRe.exec(q.question);
+      if (!m || answer.get(q.question_id) !== 'no') continue;
+      const objs = w.byId.get(q.image_id)!.objects;
+      t.false(objs.some((o) => o.color === m[1] && o.shape === m[2]), `asked kind is absent: ${q.question}`);
+      vqaNo++;
+      if (objs.some((o) => o.color === m[1])) vqaElsewhere++;
+    }
+    const llava = await w.json(F.llava_instruct) as { image: string; conversations: { value: string }[] }[];
+    const gtByFile = new Map(w.gt.map((g) => [path.basename(g.image), g]));
+    let llavaNo = 0, llavaElsewhere = 0;
+    for (const r of llava) {
+      for (const turn of r.conversations) {
+        const m = /^The (\w+) shapes in the image: .*, so no, there is no \w+ (\w+) in the image\.$/.exec(turn.value);
+        if (!m) continue;
+        llavaNo++;
+        if (gtByFile.get(r.image)!.objects.some((o) => o.color === m[1])) llavaElsewhere++;
+      }
+    }
+    return { vqa: vqaElsewhere / vqaNo, llava: llavaElsewhere / llavaNo, vqaNo, llavaNo };
+  };
+  const base = await worldP;
+  const zero = await makeWorld(await tempDir(t, 'shapes-world-'), 7, { colorElsewhere: 0 });
+  const all = await makeWorld(await tempDir(t, 'shapes-world-'), 7, { colorElsewhere: 1 });
+  // 0 is the default: the same files (world.json records the value either way)
+  const [a, b] = [await digest(base.dir), await digest(zero.dir)];
+  t.deepEqual([...a.keys()], [...b.keys()]);
+  for (const [f, h] of a) t.is(b.get(f), h, f);
+  const s0 = await shares(base);
+  const s1 = await shares(all);
+  t.true(s0.vqaNo > 10 && s0.llavaNo > 5 && s1.vqaNo > 10 && s1.llavaNo > 5, JSON.stringify({ s0, s1 }));
+  t.true(s0.vqa < 0.6 && s0.llava < 0.6, `as drawn: ${JSON.stringify(s0)}`);
+  t.true(s1.vqa > 0.9 && s1.llava > 0.9, `colorElsewhere 1: ${JSON.stringify(s1)}`);
+  t.is(JSON.parse(await all.text(F.world)).params.color_elsewhere, 1);
+});
