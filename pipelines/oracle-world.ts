@@ -15,6 +15,7 @@ import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { isShapesWorld, SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { loadShapesTruth } from '../sources/shapes-truth.ts';
 import { writeOracleImage } from '../sources/shapes-world-oracle.ts';
+import { createTaskPool } from '../sources/shapes-world-render.ts';
 
 /** Files of the source world not copied: its images are redrawn, its run records are its own. */
 const NOT_COPIED = new Set(['images', 'run.json', 'summary.json', SHAPES_WORLD_FILES.world]);
@@ -41,20 +42,24 @@ export default definePipeline({
     try {
       const dirs = new Set(truth.map((gt) => path.dirname(path.join(ctx.out, 'images', gt.image))));
       for (const d of dirs) await mkdir(d, { recursive: true });
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < truth.length) {
-          if (ctx.signal.aborted) return;
-          const gt = truth[next++]!;
-          await writeOracleImage(gt, path.join(ctx.out, 'images', gt.image));
-          bar.update(++written);
+      const pool = createTaskPool(ctx.params.concurrency);
+      try {
+        for (const gt of truth) {
+          if (ctx.signal.aborted) throw ctx.signal.reason;
+          await pool.add(async () => {
+            await writeOracleImage(gt, path.join(ctx.out, 'images', gt.image));
+            bar.update(++written);
+          });
         }
-      };
-      await Promise.all(Array.from({ length: ctx.params.concurrency }, worker));
+        await pool.drain();
+      } catch (err) {
+        // let the writes under way end before the error leaves (their own failures are secondary)
+        await pool.drain().catch(() => undefined);
+        throw err;
+      }
     } finally {
       bar.stop();
     }
-    if (ctx.signal.aborted) throw ctx.signal.reason;
     // world.json last: a copy cut short is not taken for a complete world
     await copyFile(path.join(world, SHAPES_WORLD_FILES.world), path.join(ctx.out, SHAPES_WORLD_FILES.world));
     ctx.log(`oracle-world: ${written} oracle images for the ${truth.length} ground-truth images of ${world}`);
