@@ -11,6 +11,8 @@
 import { copyFile, cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { definePipeline } from '../src/pipeline/define-pipeline.ts';
+import { lockFileName } from '../src/pipeline/out-lock.ts';
+import { WHOLE } from '../src/pipeline/partition.ts';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { isShapesWorld, SHAPES_WORLD_FILES } from '../sources/shapes-world.ts';
 import { loadShapesTruth } from '../sources/shapes-truth.ts';
@@ -18,7 +20,8 @@ import { writeOracleImage } from '../sources/shapes-world-oracle.ts';
 import { createTaskPool } from '../sources/shapes-world-render.ts';
 
 /** Files of the source world not copied: its images are redrawn, its run records are its own. */
-const NOT_COPIED = new Set(['images', 'run.json', 'summary.json', SHAPES_WORLD_FILES.world]);
+// a lock left by a crashed run there would replace this run's own
+const NOT_COPIED = new Set(['images', 'run.json', 'summary.json', lockFileName(WHOLE), SHAPES_WORLD_FILES.world]);
 
 export default definePipeline({
   name: 'oracle-world',

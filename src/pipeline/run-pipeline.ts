@@ -11,6 +11,7 @@ import { resolvePipeline, type PipelineOptions, type ResolvedPipeline } from './
 import { createRunContext } from './run-context.ts';
 import { writeJsonAtomic } from '../../schemas/manifest.ts';
 import { changedInputs, fingerprintInputs } from './input-fingerprints.ts';
+import { lockOut } from './out-lock.ts';
 
 export interface RunOptions extends PipelineOptions {
   /** Cancels the run (the CLI links SIGINT here). */
@@ -75,10 +76,22 @@ function abortReason(signal: AbortSignal): AbortedError {
  * `options.out`: writes `run.json` first (what was asked), `summary.json` last (what happened).
  */
 export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>, options: RunOptions = {}): Promise<RunSummary> {
-  const began = performance.now();
   const config = typeof pipeline === 'string' ? (await loadPipeline(pipeline, { cwd: options.cwd })).config : pipeline;
   const resolved = resolvePipeline(config, options);
   if (options.signal?.aborted) throw abortReason(options.signal);
+  await mkdir(resolved.out, { recursive: true });
+  // a second run into the same folder fails at once: it would rename the first one's files away
+  const lock = await lockOut(resolved.out, resolved.partition, { wait: false, kind: 'run', log: options.log });
+  try {
+    return await runResolved(config, resolved, pipeline, options);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The run itself, with `resolved.out` locked by the caller. */
+async function runResolved(config: PipelineConfig<ParamSpecs>, resolved: ResolvedPipeline, pipeline: string | PipelineConfig<ParamSpecs>, options: RunOptions): Promise<RunSummary> {
+  const began = performance.now();
 
   // one controller per run, linked to the caller's signal; every flow and stage gets its signal
   const controller = new AbortController();
@@ -88,7 +101,6 @@ export async function runPipeline(pipeline: string | PipelineConfig<ParamSpecs>,
   const progress = options.progress ?? silentProgress;
 
   try {
-    await mkdir(resolved.out, { recursive: true });
     await writeJsonAtomic(path.join(resolved.out, runFileName('run', resolved.partition)), {
       pipeline: resolved.name,
       file: typeof pipeline === 'string' ? pipeline : null,
@@ -151,6 +163,21 @@ async function ensurePipeline(
 ): Promise<RunSummary> {
   const config = typeof pipeline === 'string' ? (await loadPipeline(pipeline, { cwd: parent.cwd })).config : pipeline;
   const child = resolvePipeline(config, { out, params: params ?? {}, seed: seed ?? parent.seed, policy: parent.policy, backend: parent.backend, cwd: parent.cwd });
+  await mkdir(child.out, { recursive: true });
+  // another run making the same output (two experiments that need one mix): wait, then reuse what it made
+  const lock = await lockOut(child.out, child.partition, { wait: true, kind: 'ensure', signal: run.signal, log: run.log });
+  try {
+    return await ensureLocked(config, child, run);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function ensureLocked(
+  config: PipelineConfig<ParamSpecs>,
+  child: ResolvedPipeline,
+  run: { signal: AbortSignal; progress: ProgressSink; log: (message: string) => void },
+): Promise<RunSummary> {
   const done = await readRunSummary(child.out);
   let why = !done ? '' : done.pipeline !== child.name ? `was made by the pipeline ${JSON.stringify(done.pipeline)}` : `was made with other params or seed (${madeDifferently(done, child)})`;
   if (done && done.pipeline === child.name && done.seed === child.seed && canonical(done.params) === canonical(child.params)) {
@@ -165,5 +192,5 @@ async function ensurePipeline(
     }
   }
   run.log(done ? `${child.name}: ${child.out} ${why}, running it again` : `${child.name}: making ${child.out}`);
-  return runPipeline(config, { out: child.out, params: child.params, seed: child.seed, policy: child.policy, backend: child.backend, cwd: child.cwd, signal: run.signal, progress: run.progress, log: run.log });
+  return runResolved(config, child, config, { signal: run.signal, progress: run.progress, log: run.log });
 }
