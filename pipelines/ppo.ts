@@ -18,14 +18,14 @@
  * `rollouts/` (shards), `summary.json`. Rerunning into the same `--out` resumes from the last
  * checkpoint and, with the same seed, continues exactly as the uninterrupted run would have.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readManifest } from '../schemas/manifest.ts';
 import { rlPromptSchema, type RlPrompt } from '../schemas/rl-prompt.ts';
 import { rolloutSchema, type Rollout } from '../schemas/rollout.ts';
 import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
-import { loadModel } from '../src/model/checkpoint.ts';
+import { checkpointFolder, loadModel } from '../src/model/checkpoint.ts';
 import { createImageLoader } from '../src/model/image-input.ts';
 import { createLivePolicy } from '../src/model/live-policy.ts';
 import { loadRewardModel } from '../src/model/reward-model.ts';
@@ -42,15 +42,6 @@ import { shardSink } from '../sinks/shard-sink.ts';
 import { rewardScore } from '../transforms/reward-score.ts';
 import { rlPromptMode } from '../transforms/aokvqa-multichoice.ts';
 import { rollout, type RolloutRecord } from '../transforms/rollout.ts';
-
-async function exists(p: string): Promise<boolean> {
-  try { await stat(p); return true; } catch { return false; }
-}
-
-/** A run folder's checkpoint/ (or the folder itself when it is a checkpoint). */
-async function checkpointIn(dir: string): Promise<string> {
-  return (await exists(path.join(dir, 'config.json'))) ? dir : path.join(dir, 'checkpoint');
-}
 
 /** `result` (or `params`) of a run's summary.json, when there is one. */
 async function runResult(dir: string, part: 'result' | 'params' = 'result'): Promise<Record<string, unknown> | undefined> {
@@ -123,8 +114,8 @@ export default definePipeline({
     // ---- inputs -------------------------------------------------------------------------------
     const sftRun = p.policy !== '' ? path.resolve(p.policy) : (await ctx.ensure('sft-train', 'runs/sft-train')).out;
     const rmRun = p.reward_model !== '' ? path.resolve(p.reward_model) : (await ctx.ensure('reward-train', 'runs/reward-train-fact', { facts: true, sft: sftRun })).out;
-    const sftCheckpoint = await checkpointIn(sftRun);
-    const rmCheckpoint = await checkpointIn(rmRun);
+    const sftCheckpoint = await checkpointFolder(sftRun);
+    const rmCheckpoint = await checkpointFolder(rmRun);
     const sftInfo = await runResult(sftRun);
     const rmInfo = await runResult(rmRun);
     const worldDir = typeof sftInfo?.world === 'string' ? sftInfo.world : path.resolve(p.world);

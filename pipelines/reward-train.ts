@@ -33,6 +33,7 @@ import { batch } from '../src/stream/batch.ts';
 import { exactShareByKey, split } from '../src/stream/split.ts';
 import { deriveSeed } from '../src/stream/random.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
+import { checkpointFolder } from '../src/model/checkpoint.ts';
 import { readManifest } from '../schemas/manifest.ts';
 import { preferenceSchema, type Preference } from '../schemas/preference.ts';
 import { shardSource } from '../sources/shards.ts';
@@ -124,7 +125,7 @@ export default definePipeline({
 
     // ---- inputs -------------------------------------------------------------------------------
     const sftRun = p.sft !== '' ? path.resolve(p.sft) : (await ctx.ensure('sft-train', 'runs/sft-train')).out;
-    const sftCheckpoint = (await exists(path.join(sftRun, 'config.json'))) ? sftRun : path.join(sftRun, 'checkpoint');
+    const sftCheckpoint = await checkpointFolder(sftRun);
     let world = (await sftWorld(sftRun)) ?? path.resolve(p.world);
     let preferences: string;
     let pairWorld = world;

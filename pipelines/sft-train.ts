@@ -24,7 +24,7 @@ import type { Sink } from '../src/stream/stage.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../src/model/build-tokenizer.ts';
 import { IMAGE_TAG, VICUNA_SYSTEM_PROMPT } from '../src/model/chat-template.ts';
-import { loadModel } from '../src/model/checkpoint.ts';
+import { checkpointFolder, loadCheckpoint, loadModel } from '../src/model/checkpoint.ts';
 import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig, type PositionEncoding } from '../src/model/config.ts';
 import { createImageLoader } from '../src/model/image-input.ts';
 import { createModel, type MultimodalModel } from '../src/model/multimodal-model.ts';
@@ -143,9 +143,10 @@ export default definePipeline({
     vision_world_images: { type: 'number', default: 10000, min: 10, integer: true, description: 'images of vision_world when it is made' },
     vision_lr: { type: 'number', default: -1, min: -1, description: 'vision pretraining peak learning rate (-1: lr)' },
     align_projector: { type: 'boolean', default: false, description: 'after vision pretraining, start the projector so each patch enters the language model as the sum of the embeddings of the words its tags name (src/model/projector-alignment.ts; our stage-1 feature alignment; measured mixed, so off by default); ignored without vision pretraining' },
-    freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining)' },
+    freeze_vision: { type: 'boolean', default: true, description: 'keep the pretrained vision encoder frozen during SFT, as LLaVA does (ignored without vision pretraining or init)' },
     threads: { type: 'number', default: 2, min: 1, max: 64, integer: true, description: 'CPU threads computing gradients (data parallel on wasm/cpu; tfjs-wasm uses one core per thread)' },
     resume: { type: 'boolean', default: true, description: 'resume from <out>/checkpoint when it exists' },
+    init: { type: 'path', default: '', description: 'policy run folder (or its checkpoint/) to start from: its weights, model config and tokenizer, a fresh optimizer and schedule, no vision pretraining (e.g. a second SFT stage on other data); empty: from scratch' },
   },
   async run(ctx) {
     const p = ctx.params;
@@ -191,10 +192,15 @@ export default definePipeline({
     // ---- tokenizer ----------------------------------------------------------------------------
     const checkpointDir = path.join(ctx.out, CHECKPOINT_DIR);
     const resuming = p.resume && (await exists(path.join(checkpointDir, 'config.json')));
+    // a started policy: its config and tokenizer define the model (resuming such a run needs them too)
+    const init = p.init === '' ? undefined : await loadCheckpoint(await checkpointFolder(path.resolve(p.init)));
     let tokenizer: TextTokenizer;
     if (resuming) {
       tokenizer = await loadTokenizer(checkpointDir);
       ctx.log(`sft-train: resuming from ${checkpointDir}`);
+    } else if (init) {
+      tokenizer = init.tokenizer;
+      ctx.log(`sft-train: starting from the policy in ${init.dir} (its weights, config and tokenizer; the model-size params do not apply)`);
     } else {
       const corpus = await ctx.flow({ source: shards(), sink: corpusSink() }, { name: 'corpus' });
       tokenizer = tokenizerFromJson(buildTokenizer(words(corpus.result), { vocabSize: p.vocab_size }), tokenizerConfigFor());
@@ -203,14 +209,14 @@ export default definePipeline({
     await writeFile(path.join(ctx.out, 'tokenizer_config.json'), JSON.stringify(tokenizer.config, null, 2) + '\n');
 
     // ---- model --------------------------------------------------------------------------------
-    const config = resolveModelConfig({
+    const config = init ? { ...init.config, heads: ['lm' as const] } : resolveModelConfig({
       vision: { imageSize: p.image_size, patchSize: p.patch_size, width: p.vision_width, layers: p.vision_layers, heads: p.vision_heads },
       language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length, positions: p.positions as PositionEncoding },
       heads: ['lm'],
     }, DEFAULT_MODEL_CONFIG, 'params');
     const images = createImageLoader({ size: config.vision.imageSize, root: imageRoot, cacheSize: 4096 });
     const worldImages = createImageLoader({ size: config.vision.imageSize, root: path.join(worldDir, 'images'), cacheSize: 1024 });
-    let model: MultimodalModel = createModel(config, { seed: ctx.seed, label: 'policy' });
+    let model: MultimodalModel = init && !resuming ? (await loadModel(init.dir, { heads: ['lm'], label: 'policy' })).model : createModel(config, { seed: ctx.seed, label: 'policy' });
     const parameters = {
       total: model.parameterCount(),
       vision: model.parameterCount('vision.'),
@@ -231,7 +237,7 @@ export default definePipeline({
     // ---- vision pretraining (stage 1) ---------------------------------------------------------
     // skipped when resuming: the SFT checkpoint holds the pretrained (frozen) encoder already
     let vision: VisionPretrainerSummary | undefined;
-    if (p.vision_pretrain_steps > 0 && !resuming) {
+    if (p.vision_pretrain_steps > 0 && !resuming && !init) {
       const corpusDir = p.vision_world === '' ? worldDir : await shapesWorldFor(ctx, p.vision_world, { images: p.vision_world_images, eval_images: 20, flickr_images: 0 }, ctx.seed + VISION_WORLD_SEED_OFFSET);
       const corpus = corpusDir === worldDir ? { dir: worldDir, images: worldImages } : { dir: corpusDir, images: createImageLoader({ size: config.vision.imageSize, root: path.join(corpusDir, 'images'), cacheSize: 0 }) };
       const align = p.align_projector ? tokenizer : null;
@@ -239,7 +245,8 @@ export default definePipeline({
       const h = vision.heldout;
       ctx.log(`sft-train: vision pretraining ${vision.steps} steps, loss ${vision.final_loss.toFixed(4)}${h ? `, held-out tags: present ${(100 * h.present_recall).toFixed(1)}%, absent ${(100 * h.absent_accuracy).toFixed(1)}% (${h.images} images)${h.by_group ? `; present by group: ${Object.entries(h.by_group).map(([g, sc]) => `${g} ${(100 * sc.present_recall).toFixed(1)}%`).join(', ')}` : ''}` : ''}`);
     }
-    const frozen = p.vision_pretrain_steps > 0 && p.freeze_vision ? ['vision.'] : [];
+    // a started policy's encoder was pretrained (or trained) already: frozen the same way
+    const frozen = (p.vision_pretrain_steps > 0 || init) && p.freeze_vision ? ['vision.'] : [];
 
     // ---- training -----------------------------------------------------------------------------
     const steps = p.epochs > 0 ? Math.ceil((rows * p.epochs) / p.batch_size) : p.steps;
@@ -310,6 +317,7 @@ export default definePipeline({
       backend: { name: backend.name, detail: backend.detail },
       tokens_per_s: train?.tokens_per_s ?? null,
       vision_pretraining: vision ?? null,
+      init: init?.dir ?? null,
       frozen,
       train: train ?? { steps: done, resumed_from: done, note: 'checkpoint already complete; not trained again' },
       data: { dir: dataDir, rows, epochs, steps, batch_size: p.batch_size },

@@ -89,6 +89,11 @@ export interface LoadedCheckpoint {
   optimizer?: { step: number; options: AdamWOptions; tensors: Map<string, SafeTensor> };
 }
 
+/** A run folder's `checkpoint/`, or the folder itself when it is a checkpoint (holds config.json). */
+export async function checkpointFolder(dir: string): Promise<string> {
+  return (await exists(path.join(dir, CONFIG_FILE))) ? dir : path.join(dir, 'checkpoint');
+}
+
 /** Finds the folder to read: `dir`, or the `.old-*` left by a save interrupted mid-swap. */
 async function resolveDir(dir: string): Promise<string> {
   if (await exists(path.join(dir, CONFIG_FILE))) return dir;

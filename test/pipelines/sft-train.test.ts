@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sftTrain from '../../pipelines/sft-train.ts';
 import { runPipeline } from '../../src/pipeline/run-pipeline.ts';
+import { readSafetensors } from '../../src/model/safetensors.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -68,6 +69,41 @@ test.serial('makes the world and the SFT mix, trains, evaluates; a rerun only ev
   const again = await runPipeline(sftTrain, { out, params, backend: 'wasm', cwd: ROOT, log: (m) => logs.push(m) });
   t.true(logs.some((l) => l.includes('has finished 4 steps')), logs.join('\n'));
   t.is((again.result as typeof result).heldout.yesno_accuracy, result.heldout.yesno_accuracy);
+});
+
+test.serial('init starts from a trained policy: its weights, config and tokenizer, a fresh schedule, no vision pretraining', async (t) => {
+  const first = path.join(tmp, 'sft');
+  await runPipeline(sftTrain, { out: first, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), align_projector: true }, backend: 'wasm', cwd: ROOT });
+  const out = path.join(tmp, 'stage2');
+  const logs: string[] = [];
+  // width 32 is not the init's 16: the model-size params do not apply to a started policy
+  const summary = await runPipeline(sftTrain, {
+    out, params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), init: first, width: 32, steps: 2, lr: 1e-3 }, backend: 'wasm', cwd: ROOT, log: (m) => logs.push(m),
+  });
+  const result = summary.result as { init: string; vision_pretraining: unknown; frozen: string[]; model: { language: { width: number } }; train: { steps: number } };
+  t.is(result.init, path.join(first, 'checkpoint'));
+  t.is(result.vision_pretraining, null);
+  t.deepEqual(result.frozen, ['vision.']);
+  t.is(result.model.language.width, 16);
+  t.is(result.train.steps, 2);
+  t.true(logs.some((l) => l.includes('starting from the policy in')), logs.join('\n'));
+  t.is(await readFile(path.join(out, 'tokenizer.json'), 'utf8'), await readFile(path.join(first, 'tokenizer.json'), 'utf8'));
+  const before = (await readSafetensors(path.join(first, 'checkpoint', 'model.safetensors'))).tensors;
+  const after = (await readSafetensors(path.join(out, 'checkpoint', 'model.safetensors'))).tensors;
+  const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  const same = (name: string) => Buffer.compare(bytes(before.get(name)!.data), bytes(after.get(name)!.data)) === 0;
+  const names = [...before.keys()];
+  t.is(after.size, before.size);
+  // the frozen encoder is the init's bit for bit; the language model moved on from it
+  t.true(names.filter((n) => n.startsWith('vision.')).every(same));
+  t.false(names.filter((n) => n.startsWith('lm.')).every(same));
+  // a fresh schedule: warmup from the start, not the init's last learning rate
+  const lrs = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { lr: number }).lr);
+  t.is(lrs[0], 1e-3);
+
+  const err = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad-init'), params: { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), init: path.join(tmp, 'mix') }, backend: 'wasm', cwd: ROOT }));
+  t.is((err as { code?: string }).code, 'FF_ERR_CHECKPOINT');
+  t.true(err!.message.includes('no checkpoint at'), err!.message);
 });
 
 test('bad params fail before any work', async (t) => {
