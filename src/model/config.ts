@@ -38,6 +38,12 @@ export interface LanguageConfig {
    * LLaMA/Vicuna (see rotary.ts for why it matters here).
    */
   positions?: PositionEncoding;
+  /**
+   * Share of each head's rotary channel pairs that rotate (absent = 1: all). The rest carry no
+   * position, so a query can match a key by content alone at any distance (GPT-NeoX's rotary_pct,
+   * 0.25 there). The rotating pairs keep LLaMA's frequency spread over their own count.
+   */
+  rotaryFraction?: number;
   /** Share the token embedding with the LM head (transposed). */
   tieEmbeddings: boolean;
 }
@@ -145,6 +151,11 @@ export function initStdFor(config: Pick<ModelConfig, 'initStd'>, fanIn: number):
   return config.initStd === 'fan-in' ? 1 / Math.sqrt(fanIn) : config.initStd;
 }
 
+/** How many of a head's headDim / 2 rotary channel pairs rotate, for a rotaryFraction. */
+export function rotatedPairs(headDim: number, fraction = 1): number {
+  return Math.round((headDim / 2) * fraction);
+}
+
 /** Number of visual tokens the projector emits per image. */
 export function imageTokenCount(config: { vision: VisionConfig }): number {
   const side = config.vision.imageSize / config.vision.patchSize;
@@ -180,6 +191,13 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   }
   if (language.positions === 'rotary' && (language.width / language.heads) % 2 !== 0) {
     throw new InvalidOptionError(`${path}.language.heads`, `rotary positions need an even head width, got ${language.width / language.heads}`);
+  }
+  if (language.rotaryFraction !== undefined) {
+    const f = language.rotaryFraction;
+    if (typeof f !== 'number' || !(f > 0 && f <= 1)) throw new InvalidOptionError(`${path}.language.rotaryFraction`, `must be a number in (0, 1], got ${JSON.stringify(f)}`);
+    if (language.positions === 'rotary' && rotatedPairs(language.width / language.heads, f) < 1) {
+      throw new InvalidOptionError(`${path}.language.rotaryFraction`, `${f} rotates no channel pair of a ${language.width / language.heads}-wide head; use at least ${2 / (language.width / language.heads)}`);
+    }
   }
   const heads = input.heads ?? base.heads;
   if (!Array.isArray(heads) || heads.length === 0 || heads.some((h) => h !== 'lm' && h !== 'reward' && h !== 'value')) {

@@ -173,7 +173,7 @@ export function createModel(config: ModelConfig, options: CreateModelOptions = {
         if (past) keyMask.set(past.keyMask.subarray(b * pastLen, (b + 1) * pastLen), b * (pastLen + length));
         keyMask.set(mask.subarray(b * length, (b + 1) * length), b * (pastLen + length) + pastLen);
       }
-      const rotary = usesRotary(cfg) ? rotaryTables(posIds, l.width, l.heads) : null;
+      const rotary = usesRotary(cfg) ? rotaryTables(posIds, l.width, l.heads, l.rotaryFraction) : null;
       let x = embedTokens(store, tf.tensor1d(input.ids, 'int32'), rotary ? null : tf.tensor1d(posIds, 'int32'));
       if (input.images && input.imagePositions) x = placeImages(input, x);
       const bias = attentionBias(keyMask, batch, pastLen, length);

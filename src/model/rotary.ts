@@ -12,6 +12,7 @@
  * concat, each recorded for autodiff, cost more than one small matmul each way.
  */
 import * as tf from '@tensorflow/tfjs';
+import { rotatedPairs } from './config.ts';
 import { rotaryMix } from './ops.ts';
 
 /** Frequency base (LLaMA's). */
@@ -26,10 +27,15 @@ export interface Rotary {
   swap: tf.Tensor2D;
 }
 
-/** Angle of channel j (within a head of `headDim`) at position p. */
-export function rotaryAngle(p: number, j: number, headDim: number): number {
+/**
+ * Angle of channel j (within a head of `headDim`) at position p. With `fraction` < 1 only the first
+ * rotatedPairs(headDim, fraction) pairs turn, at frequencies spread over those pairs as LLaMA
+ * spreads them over all; the others stay at angle 0 (position-free).
+ */
+export function rotaryAngle(p: number, j: number, headDim: number, fraction = 1): number {
   const i = j % (headDim / 2);
-  return p * Math.pow(ROTARY_BASE, (-2 * i) / headDim);
+  const turning = rotatedPairs(headDim, fraction);
+  return i < turning ? p * Math.pow(ROTARY_BASE, -i / turning) : 0;
 }
 
 /** Each head's halves swapped with a sign: [x1, x2] -> [-x2, x1], for x [n, width]. */
@@ -66,7 +72,7 @@ export function rotateHalfMatrix(width: number, heads: number): Float32Array {
 }
 
 /** Tables for position ids [n] (the caller disposes them, or calls inside a tidy). */
-export function rotaryTables(positions: Int32Array, width: number, heads: number): Rotary {
+export function rotaryTables(positions: Int32Array, width: number, heads: number, fraction = 1): Rotary {
   const hd = width / heads;
   const half = hd / 2;
   const n = positions.length;
@@ -75,7 +81,7 @@ export function rotaryTables(positions: Int32Array, width: number, heads: number
   // one cos/sin per (position, frequency), copied to both halves of every head
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < half; i++) {
-      const a = rotaryAngle(positions[t]!, i, hd);
+      const a = rotaryAngle(positions[t]!, i, hd, fraction);
       const c = Math.cos(a);
       const s = Math.sin(a);
       for (let h = 0; h < heads; h++) {

@@ -71,3 +71,37 @@ test('the rotation as one op (half swap by a signed permutation) equals the spli
   disposeRotary(r);
   tf.dispose([x, dy]);
 });
+
+test('partial rotary (rotaryFraction): the first pairs turn at frequencies spread over them, the rest not at all', (t) => {
+  // head of 8 channels = 4 pairs; fraction 0.5 turns pairs 0 and 1 at 10000^0 and 10000^(-1/2)
+  t.is(rotaryAngle(6, 0, 8, 0.5), 6);
+  t.true(Math.abs(rotaryAngle(6, 1, 8, 0.5) - 6 / 100) < 1e-12, '10000^(-1/2) = 1/100');
+  t.is(rotaryAngle(6, 5, 8, 0.5), rotaryAngle(6, 1, 8, 0.5), 'channel i + 4 shares channel i\'s angle');
+  t.is(rotaryAngle(6, 2, 8, 0.5), 0);
+  t.is(rotaryAngle(6, 7, 8, 0.5), 0);
+  for (let j = 0; j < 8; j++) t.is(rotaryAngle(9, j, 8, 1), rotaryAngle(9, j, 8), 'fraction 1 is plain RoPE');
+  // content in the still pairs scores the same at every distance; in a turning pair it does not
+  const width = 8, heads = 1;
+  const still = tf.tensor2d([[0, 0, 1, 2, 0, 0, 3, 1]]); // pairs 2 and 3 only
+  const turning = tf.tensor2d([[1, 0, 0, 0, 2, 0, 0, 0]]); // pair 0 only
+  const score = (v: tf.Tensor2D, pq: number, pk: number) => {
+    const rq = rotaryTables(Int32Array.of(pq), width, heads, 0.5);
+    const rk = rotaryTables(Int32Array.of(pk), width, heads, 0.5);
+    const s = tf.sum(tf.mul(applyRotary(v, rq), applyRotary(v, rk))).dataSync()[0]!;
+    disposeRotary(rq);
+    disposeRotary(rk);
+    return s;
+  };
+  for (const d of [0, 1, 5, 90]) t.true(Math.abs(score(still, 100, 100 - d) - 15) < 1e-4, `still pairs at distance ${d}`);
+  t.true(Math.abs(score(turning, 100, 99) - 5 * Math.cos(1)) < 1e-4, 'a turning pair scores |v|^2 cos(distance)');
+  tf.dispose([still, turning]);
+});
+
+test('config: rotaryFraction must be in (0, 1] and turn at least one pair', (t) => {
+  const base = { positions: 'rotary' as const, width: 16, heads: 2 }; // heads of 8: 4 pairs
+  t.is(resolveModelConfig({ language: { ...base, rotaryFraction: 0.25 } }, TINY_MODEL_CONFIG).language.rotaryFraction, 0.25);
+  t.is(resolveModelConfig({ language: base }, TINY_MODEL_CONFIG).language.rotaryFraction, undefined, 'absent: all pairs turn');
+  t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 0 } }, TINY_MODEL_CONFIG), { message: /rotaryFraction.*must be a number in \(0, 1\]/ });
+  t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 1.5 } }, TINY_MODEL_CONFIG), { message: /rotaryFraction/ });
+  t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 0.1 } }, TINY_MODEL_CONFIG), { message: /rotates no channel pair of a 8-wide head; use at least 0\.25/ });
+});
