@@ -11,6 +11,8 @@ import { BadInputError, InvalidOptionError } from '../errors.ts';
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 const PAD = CLIP_MEAN.map((m) => Math.round(m * 255)) as [number, number, number];
+/** Each channel's normalised value for each byte: (v / 255 - mean) / std, computed once. */
+const NORMALISED = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - CLIP_MEAN[c]!) / CLIP_STD[c]!));
 
 /** Decodes, pads, resizes and normalises one image (file path or encoded bytes). */
 export async function prepareImage(input: string | Buffer, size: number): Promise<Float32Array> {
@@ -33,11 +35,14 @@ export async function prepareImage(input: string | Buffer, size: number): Promis
       .raw().toBuffer();
     square = sharp(padded, { raw: { width: side, height: side, channels: 3 } });
   }
-  const pixels = side === size ? await square.raw().toBuffer() : await square.resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
+  // a square image already at the model's size (the shapes world's) needs no second pass through sharp
+  const pixels = side !== size ? await square.resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer()
+    : width === height ? raw.data : await square.raw().toBuffer();
   const out = new Float32Array(size * size * 3);
-  for (let i = 0; i < out.length; i++) {
-    const c = i % 3;
-    out[i] = (pixels[i]! / 255 - CLIP_MEAN[c]!) / CLIP_STD[c]!;
+  for (let i = 0; i < out.length; i += 3) {
+    out[i] = NORMALISED[0]![pixels[i]!]!;
+    out[i + 1] = NORMALISED[1]![pixels[i + 1]!]!;
+    out[i + 2] = NORMALISED[2]![pixels[i + 2]!]!;
   }
   return out;
 }

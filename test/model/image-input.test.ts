@@ -39,3 +39,22 @@ test('loader: LRU cache per path; a bad file is a clear error and is not cached'
   const e2 = t.throws(() => createImageLoader({ size: 0 }));
   t.regex(e2!.message, /images\.size/);
 });
+
+test('a square image at the model size is read pixel for pixel (no resampling), RGBA or not', async (t) => {
+  const dir = await tempDir(t, 'ff-img-');
+  const side = 16;
+  const rgb = Buffer.from(Array.from({ length: side * side * 3 }, (_, i) => (i * 97 + 13) % 256));
+  for (const channels of [3, 4] as const) {
+    const raw = channels === 3 ? rgb : Buffer.from(Array.from({ length: side * side * 4 }, (_, i) => (i % 4 === 3 ? 255 : rgb[(i >> 2) * 3 + (i % 4)]!)));
+    const file = path.join(dir, `noise${channels}.png`);
+    await sharp(raw, { raw: { width: side, height: side, channels } }).png().toFile(file);
+    const px = await prepareImage(file, side);
+    t.is(px.length, side * side * 3);
+    let worst = 0;
+    for (let i = 0; i < px.length; i++) worst = Math.max(worst, Math.abs(px[i]! - norm(rgb[i]!, i % 3)));
+    t.true(worst < 1e-6, `${channels} channels: worst difference ${worst}`);
+    // at another size it is resampled: not the same pixels
+    const half = await prepareImage(file, side / 2);
+    t.is(half.length, (side / 2) ** 2 * 3);
+  }
+});
