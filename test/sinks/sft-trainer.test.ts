@@ -165,6 +165,18 @@ test.serial('bad records are rejected with a reason and their location; training
   t.true(failed!.message.includes('memory.jsonl:9') && failed!.message.includes('stage "tokenize"'), failed!.message);
 });
 
+test.serial('threads=2 reads the next batch while the worker computes: a bad record found then still fails the run, naming it', async (t) => {
+  const bad = { ...RECORDS[0]!, id: 'missing-image', image: 'coco/train2017/nope.jpg' };
+  // 8 good records are 2 batches: the bad one is read ahead during step 2
+  const failed = await t.throwsAsync(train(path.join(root, 'run-t2-bad'), { steps: 5, threads: 2 }, { records: [...RECORDS.slice(0, 8), bad, ...RECORDS.slice(8, 16)], epochs: 1, policy: 'fail' }));
+  t.is((failed as { code?: string }).code, 'FF_ERR_BAD_RECORD');
+  t.true(failed!.message.includes('memory.jsonl:9') && failed!.message.includes('stage "tokenize"'), failed!.message);
+  // with the policy "skip" the run goes on past it, as with one thread
+  const skipped = await train(path.join(root, 'run-t2-skip'), { steps: 5, threads: 2 }, { records: [...RECORDS.slice(0, 8), bad, ...RECORDS.slice(8, 16)], epochs: 1 });
+  t.is(skipped.rejected, 1);
+  t.is(skipped.summary.steps, 4);
+});
+
 test.serial('threads=2 (data parallel): the same losses as one thread up to float rounding', async (t) => {
   const one = await train(path.join(root, 'run-t1'), { steps: 6 });
   const two = await train(path.join(root, 'run-t2'), { steps: 6, threads: 2 });
