@@ -278,67 +278,48 @@ export function sftTrainer(options: SftTrainerOptions): Sink<TrainExample[], Sft
       options.onLog?.(m);
     };
 
-    // The next batch is read while the workers compute (parallel.step's `meanwhile`), not between
-    // steps: tokenizing and loading images on this thread otherwise leaves the workers waiting.
-    const source = input[Symbol.asyncIterator]();
-    let pending: Promise<IteratorResult<TrainExample[]>> | undefined;
-    const pull = (): Promise<IteratorResult<TrainExample[]>> => (pending ??= source.next());
-    const readAhead = (): Promise<void> => pull().then(() => undefined, () => undefined); // its error surfaces at the next await of pull()
-    let drained = false;
-    try {
-      for (;;) {
-        const next = await pull();
-        pending = undefined;
-        if (next.done) { drained = true; break; }
-        const examples = next.value;
-        if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
-        if (toSkip > 0) { toSkip--; continue; }
-        if (state.step >= steps) { unused++; continue; }
-        if (examples.length === 0) continue;
-        const t0 = performance.now();
-        let real = 0;
-        let r: StepResult;
-        if (parallel) {
-          const parts = splitRows(examples, parallel.threads).map((rows) => collate(rows, collateOptions));
-          for (const b of parts) real += realTokens(b);
-          r = await parallel.step(parts, optimizer, { lr: schedule(state.step), clipNorm }, readAhead);
-        } else {
-          const batch = collate(examples, collateOptions);
-          real = realTokens(batch);
-          r = await trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm, params: trainable });
-        }
-        const ms = performance.now() - t0;
-        state.step++;
-        state.batches++;
-        state.examples += examples.length;
-        stepsHere++;
-        trainMs += ms;
-        tokens += real;
-        lossTokens += r.tokens;
-        if (r.skipped) skipped++;
-        if (Number.isFinite(r.loss)) { iLoss += r.loss; iNorm += r.gradNorm; iSteps++; }
-        iTokens += real;
-        iMs += ms;
-        const tps = iMs > 0 ? (iTokens * 1000) / iMs : 0;
-        const note = `step ${state.step}/${steps} loss ${Number.isFinite(r.loss) ? r.loss.toFixed(3) : r.loss} ${Math.round(tps)} tok/s`;
-        bar?.update(state.step, note);
-        ctx.note(note);
+    for await (const examples of input) {
+      if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
+      if (toSkip > 0) { toSkip--; continue; }
+      if (state.step >= steps) { unused++; continue; }
+      if (examples.length === 0) continue;
+      const t0 = performance.now();
+      let real = 0;
+      let r: StepResult;
+      if (parallel) {
+        const parts = splitRows(examples, parallel.threads).map((rows) => collate(rows, collateOptions));
+        for (const b of parts) real += realTokens(b);
+        r = await parallel.step(parts, optimizer, { lr: schedule(state.step), clipNorm });
+      } else {
+        const batch = collate(examples, collateOptions);
+        real = realTokens(batch);
+        r = await trainStep(model, optimizer, batch, { lr: schedule(state.step), clipNorm, params: trainable });
+      }
+      const ms = performance.now() - t0;
+      state.step++;
+      state.batches++;
+      state.examples += examples.length;
+      stepsHere++;
+      trainMs += ms;
+      tokens += real;
+      lossTokens += r.tokens;
+      if (r.skipped) skipped++;
+      if (Number.isFinite(r.loss)) { iLoss += r.loss; iNorm += r.gradNorm; iSteps++; }
+      iTokens += real;
+      iMs += ms;
+      const tps = iMs > 0 ? (iTokens * 1000) / iMs : 0;
+      const note = `step ${state.step}/${steps} loss ${Number.isFinite(r.loss) ? r.loss.toFixed(3) : r.loss} ${Math.round(tps)} tok/s`;
+      bar?.update(state.step, note);
+      ctx.note(note);
 
-        const last = state.step === steps;
-        const evalNow = heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last);
-        if (evalNow) {
-          lastHeldout = await heldoutLoss(model, heldout);
-          await log(lastHeldout);
-        } else if (state.step % logEvery === 0 || last) await log();
-        if ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || last) await save();
-        options.onStep?.(state.step);
-      }
-    } finally {
-      // as for-await does on an early exit: let the upstream stages close
-      if (!drained) {
-        await pending?.catch(() => undefined);
-        await source.return?.();
-      }
+      const last = state.step === steps;
+      const evalNow = heldout.length > 0 && ((evalEvery > 0 && state.step % evalEvery === 0) || last);
+      if (evalNow) {
+        lastHeldout = await heldoutLoss(model, heldout);
+        await log(lastHeldout);
+      } else if (state.step % logEvery === 0 || last) await log();
+      if ((checkpointEvery > 0 && state.step % checkpointEvery === 0) || last) await save();
+      options.onStep?.(state.step);
     }
     if (ctx.signal.aborted) throw new AbortedError('training was aborted', { cause: ctx.signal.reason });
     if (stepsHere > 0 && state.step < steps) {

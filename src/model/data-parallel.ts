@@ -30,13 +30,8 @@ export interface DataParallelOptions {
 
 export interface DataParallel {
   readonly threads: number;
-  /**
-   * One step on `parts` (at most `threads` batches: the rows of one logical batch). `meanwhile`
-   * runs on this thread while the workers compute, before this thread's own part: the caller's
-   * chance to read its next batch there instead of between steps, with the workers idle. It must
-   * not reject (the caller keeps its own errors).
-   */
-  step(parts: readonly TrainBatch[], optimizer: AdamW, options: ApplyOptions, meanwhile?: () => Promise<void>): Promise<StepResult>;
+  /** One step on `parts` (at most `threads` batches: the rows of one logical batch). */
+  step(parts: readonly TrainBatch[], optimizer: AdamW, options: ApplyOptions): Promise<StepResult>;
   close(): Promise<void>;
 }
 
@@ -127,12 +122,11 @@ export async function createDataParallel(model: MultimodalModel, options: DataPa
 
   return {
     threads,
-    async step(parts, optimizer, applyOptions, meanwhile) {
+    async step(parts, optimizer, applyOptions) {
       if (parts.length === 0 || parts.length > threads) throw new InvalidOptionError('parts', `expected 1..${threads} parts, got ${parts.length}`);
       publishWeights();
       const remote = parts.slice(1);
       remote.forEach((batch, k) => handles[k]!.worker.postMessage({ type: 'step', batch }));
-      if (meanwhile && remote.length > 0) await meanwhile();
       let mainTokens = 0;
       const mine = await computeGradients(model, () => {
         const r = supervisedLoss(model, parts[0]!);

@@ -165,9 +165,9 @@ test.serial('bad records are rejected with a reason and their location; training
   t.true(failed!.message.includes('memory.jsonl:9') && failed!.message.includes('stage "tokenize"'), failed!.message);
 });
 
-test.serial('threads=2 reads the next batch while the worker computes: a bad record found then still fails the run, naming it', async (t) => {
+test.serial('threads=2: a bad record fails the run naming it; with the policy "skip" the run goes on past it', async (t) => {
   const bad = { ...RECORDS[0]!, id: 'missing-image', image: 'coco/train2017/nope.jpg' };
-  // 8 good records are 2 batches: the bad one is read ahead during step 2
+  // 8 good records are 2 batches, then the bad one
   const failed = await t.throwsAsync(train(path.join(root, 'run-t2-bad'), { steps: 5, threads: 2 }, { records: [...RECORDS.slice(0, 8), bad, ...RECORDS.slice(8, 16)], epochs: 1, policy: 'fail' }));
   t.is((failed as { code?: string }).code, 'FF_ERR_BAD_RECORD');
   t.true(failed!.message.includes('memory.jsonl:9') && failed!.message.includes('stage "tokenize"'), failed!.message);
