@@ -8,7 +8,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidOptionError } from '../errors.ts';
-import { installWasmTranspose } from './wasm-transpose.ts';
 
 export type BackendName = 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = 'auto' | BackendName;
@@ -115,7 +114,6 @@ async function tryWasm(load: (s: string) => Promise<unknown>): Promise<string> {
   if (!tf.findBackendFactory('wasm') || !(await tf.setBackend('wasm'))) {
     throw new BackendError('the wasm backend did not initialise', { fix: 'use --backend cpu' });
   }
-  installWasmTranspose();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   // tfjs disables wasm threads under Node (tfjs issue #3830), so one core does the work
   return `${simd ? 'SIMD' : 'no SIMD'}, 1 thread`;
