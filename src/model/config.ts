@@ -195,6 +195,7 @@ export function resolveModelConfig(input: ModelConfigInput = {}, base: ModelConf
   if (language.rotaryFraction !== undefined) {
     const f = language.rotaryFraction;
     if (typeof f !== 'number' || !(f > 0 && f <= 1)) throw new InvalidOptionError(`${path}.language.rotaryFraction`, `must be a number in (0, 1], got ${JSON.stringify(f)}`);
+    if (language.positions !== 'rotary' && f < 1) throw new InvalidOptionError(`${path}.language.rotaryFraction`, `applies to rotary positions only, but positions is ${JSON.stringify(language.positions)}`, { fix: 'drop rotaryFraction or use positions: rotary' });
     if (language.positions === 'rotary' && rotatedPairs(language.width / language.heads, f) < 1) {
       throw new InvalidOptionError(`${path}.language.rotaryFraction`, `${f} rotates no channel pair of a ${language.width / language.heads}-wide head; use at least ${2 / (language.width / language.heads)}`);
     }

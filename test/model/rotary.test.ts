@@ -97,11 +97,12 @@ test('partial rotary (rotaryFraction): the first pairs turn at frequencies sprea
   tf.dispose([still, turning]);
 });
 
-test('config: rotaryFraction must be in (0, 1] and turn at least one pair', (t) => {
+test('config: rotaryFraction must be in (0, 1], turn at least one pair, and go with rotary positions', (t) => {
   const base = { positions: 'rotary' as const, width: 16, heads: 2 }; // heads of 8: 4 pairs
   t.is(resolveModelConfig({ language: { ...base, rotaryFraction: 0.25 } }, TINY_MODEL_CONFIG).language.rotaryFraction, 0.25);
   t.is(resolveModelConfig({ language: base }, TINY_MODEL_CONFIG).language.rotaryFraction, undefined, 'absent: all pairs turn');
   t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 0 } }, TINY_MODEL_CONFIG), { message: /rotaryFraction.*must be a number in \(0, 1\]/ });
   t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 1.5 } }, TINY_MODEL_CONFIG), { message: /rotaryFraction/ });
   t.throws(() => resolveModelConfig({ language: { ...base, rotaryFraction: 0.1 } }, TINY_MODEL_CONFIG), { message: /rotates no channel pair of a 8-wide head; use at least 0\.25/ });
+  t.throws(() => resolveModelConfig({ language: { ...base, positions: 'learned', rotaryFraction: 0.5 } }, TINY_MODEL_CONFIG), { message: /applies to rotary positions only/ });
 });
