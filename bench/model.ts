@@ -14,6 +14,7 @@ import { trainStep, type TrainBatch } from '../src/model/train-step.ts';
 import { createDataParallel } from '../src/model/data-parallel.ts';
 import { trainingFlops } from '../src/model/flops.ts';
 import { generate, type GenerationRequest } from '../src/model/generate.ts';
+import { setWasmAttention } from '../src/model/ops.ts';
 import { Rng } from '../src/stream/random.ts';
 import { syntheticImageBatch } from './synthetic-batch.ts';
 import type { BenchFn, BenchRow } from './types.ts';
@@ -84,11 +85,22 @@ export const bench: BenchFn = async ({ quick }) => {
   const B = 32, T = 128, answer = 10;
   const batch = syntheticImageBatch(cfg, rng, B, T, answer);
   const opt = createAdamW(model.parameters(), { weightDecay: 0.01 });
+  // the step with attention through depthwise convolutions (the path before the fused kernel),
+  // interleaved with the default one so both see the same machine
+  setWasmAttention('conv');
+  await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+  setWasmAttention('fused');
   await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
   const steps = quick ? 2 : 5;
   const times: number[] = [];
+  const convTimes: number[] = [];
   const cpuTimes: number[] = [];
   for (let s = 0; s < steps; s++) {
+    setWasmAttention('conv');
+    const t1 = performance.now();
+    await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
+    convTimes.push(performance.now() - t1);
+    setWasmAttention('fused');
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     await trainStep(model, opt, batch, { lr: 1e-4, clipNorm: 1 });
@@ -109,6 +121,13 @@ export const bench: BenchFn = async ({ quick }) => {
     suite: SUITE, case: `train step, default config (${(model.parameterCount() / 1e6).toFixed(2)}M params), ${B}x${T} tokens`,
     value: (B * T) / (ms / 1000), unit: 'tokens/s', ratio: achieved / roof, baseline: 'matmul roofline (FLOP/s)',
     note: `${ms.toFixed(0)} ms/step, ${achieved.toFixed(1)} GFLOP/s of ${roof.toFixed(1)}; by CPU time ${cpuMs.toFixed(0)} ms/step, ${(100 * cpuRatio).toFixed(0)}% of roofline; goal >= 70%: ${achieved / roof >= 0.7 ? 'met' : 'not met'}`,
+  });
+
+  const convMs = median(convTimes);
+  rows.push({
+    suite: SUITE, case: `train step, attention as depthwise convolutions (before the fused kernel), ${B}x${T} tokens`,
+    value: (B * T) / (convMs / 1000), unit: 'tokens/s', ratio: convMs / ms, baseline: 'speed-up of the fused kernel\'s step over this one',
+    note: `${convMs.toFixed(0)} ms/step, ${(flops / convMs / 1e6).toFixed(1)} GFLOP/s, ${(100 * flops / convMs / 1e6 / roof).toFixed(0)}% of roofline`,
   });
 
   // data parallel (sft-train's default threads=2): the same rows as two halves, one per thread

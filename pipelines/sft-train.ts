@@ -131,6 +131,7 @@ export default definePipeline({
     heads: { type: 'number', default: DEFAULT_MODEL_CONFIG.language.heads, min: 1, integer: true, description: 'language model attention heads' },
     positions: { type: 'enum', default: 'rotary', values: ['rotary', 'learned'], description: 'language-model positions: rotary (RoPE, as LLaMA/Vicuna; a question is read wherever it sits in a conversation) or learned (a table added to the embeddings)' },
     rotary_fraction: { type: 'number', default: 1, min: 0.01, max: 1, description: 'share of each head\'s rotary channel pairs that rotate; the rest match by content at any distance (GPT-NeoX rotary_pct)' },
+    tie_embeddings: { type: 'boolean', default: false, description: 'language model head shares the token embedding table (GPT-2 style), so a word is read and written through the same vectors' },
     max_length: { type: 'number', default: 256, min: 16, integer: true, description: 'context length; longer conversations keep their leading rounds that fit' },
     vocab_size: { type: 'number', default: 1024, min: 128, integer: true, description: 'largest tokenizer vocabulary (BPE trained on the data)' },
     checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
@@ -212,7 +213,7 @@ export default definePipeline({
     // ---- model --------------------------------------------------------------------------------
     const config = init ? { ...init.config, heads: ['lm' as const] } : resolveModelConfig({
       vision: { imageSize: p.image_size, patchSize: p.patch_size, width: p.vision_width, layers: p.vision_layers, heads: p.vision_heads },
-      language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length, positions: p.positions as PositionEncoding, ...(p.rotary_fraction < 1 ? { rotaryFraction: p.rotary_fraction } : {}) },
+      language: { vocabSize: tokenizer.vocabSize, width: p.width, layers: p.layers, heads: p.heads, contextLength: p.max_length, tieEmbeddings: p.tie_embeddings, positions: p.positions as PositionEncoding, ...(p.rotary_fraction < 1 ? { rotaryFraction: p.rotary_fraction } : {}) },
       heads: ['lm'],
     }, DEFAULT_MODEL_CONFIG, 'params');
     const images = createImageLoader({ size: config.vision.imageSize, root: imageRoot, cacheSize: 4096 });

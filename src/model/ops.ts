@@ -8,6 +8,7 @@
  * and gradients against the built-ins on the cpu backend. Keep kernel choices here, not in the model.
  */
 import * as tf from '@tensorflow/tfjs';
+import { kernelBackward, kernelForward, kernelSupports } from './attention-kernel.ts';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
@@ -338,8 +339,68 @@ export interface AttentionShape {
  * slow, ~10 ns per element). Elsewhere it is the usual batched product over [batch*heads, ...].
  */
 export function attention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
-  if (tf.getBackend() === 'wasm') return attentionByConv(q, k, v, shape, bias);
+  if (tf.getBackend() === 'wasm') return usesFusedAttention(shape, q.shape[1]) ? attentionFused(q, k, v, shape, bias) : attentionByConv(q, k, v, shape, bias);
   return attentionBatched(q, k, v, shape, bias);
+}
+
+export type WasmAttention = 'fused' | 'conv';
+let wasmAttention: WasmAttention = 'fused';
+
+/**
+ * Which attention wasm runs: 'fused' (attention-kernel.ts, the default where the head width is a
+ * multiple of 4) or 'conv' (depthwise convolutions, below). For benchmarks and tests.
+ */
+export function setWasmAttention(kind: WasmAttention): WasmAttention {
+  const before = wasmAttention;
+  wasmAttention = kind;
+  return before;
+}
+
+/**
+ * The kernel copies the whole key/value cache in and out on every call, so a decoding step (one
+ * query per sequence) of a batch is faster through the convolutions (measured, default model,
+ * 32 sequences: ~3,000 against ~2,000-2,700 tokens/s); for one sequence the kernel is faster
+ * (~560 against ~400).
+ */
+function usesFusedAttention(s: AttentionShape, width: number): boolean {
+  return wasmAttention === 'fused' && kernelSupports(width / s.heads) && (s.queries > 1 || s.batch === 1);
+}
+
+interface AttentionCore {
+  value: tf.Tensor;
+  /** [dq, dk, dv] from the output's gradient. */
+  backward: (dy: tf.Tensor) => tf.Tensor[];
+}
+
+/**
+ * Attention through the fused wasm kernel: q, k, v (and the bias) are read out of tfjs, the
+ * kernel works in its own memory, and the probabilities stay there in a JS array for the
+ * backward pass, not as a tensor.
+ */
+function fusedAttentionCore(qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, s: AttentionShape, bias: tf.Tensor | null, d: number): AttentionCore {
+  const shape = { batch: s.batch, heads: s.heads, queries: s.queries, keys: s.keys, headDim: d / s.heads };
+  const q = qi.dataSync() as Float32Array;
+  const k = ki.dataSync() as Float32Array;
+  const v = vi.dataSync() as Float32Array;
+  const biasRows = bias ? bias.shape[1]! : 1;
+  const b = bias ? (bias.dataSync() as Float32Array) : new Float32Array(s.queries * s.keys);
+  const f = kernelForward(shape, q, k, v, b, biasRows);
+  return {
+    value: tf.tensor2d(f.out, [s.batch * s.queries, d]),
+    backward: (dy) => {
+      const [dq, dk, dv] = kernelBackward(shape, q, k, v, b, biasRows, f.p, dy.dataSync() as Float32Array);
+      return [tf.tensor2d(dq, [s.batch * s.queries, d]), tf.tensor2d(dk, [s.batch * s.keys, d]), tf.tensor2d(dv, [s.batch * s.keys, d])];
+    },
+  };
+}
+
+function attentionFused(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
+  const d = q.shape[1];
+  const op = customOp(([qi, ki, vi]) => {
+    const core = fusedAttentionCore(qi!, ki!, vi!, s, bias, d);
+    return { value: core.value, gradFunc: (dy) => core.backward(dy) };
+  });
+  return op(q, k, v) as tf.Tensor2D;
 }
 
 interface ConvAttentionForward {
@@ -412,13 +473,16 @@ export function selfAttention(x: tf.Tensor2D, w: { q: tf.Tensor2D; k: tf.Tensor2
     const q = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wq as tf.Tensor2D, bias: bq });
     const k = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wk as tf.Tensor2D, bias: bk });
     const v = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wv as tf.Tensor2D, bias: bv });
-    const f = convAttentionForward(q, k, v, s, bias, d);
-    save([xi!, wq!, wk!, wv!, q, k, v, f.p]);
+    // the fused kernel keeps what its backward pass needs; the convolutions' backward reads the
+    // saved q, k, v and probabilities (the forward's own tensors are disposed with its scope)
+    const fused = usesFusedAttention(s, d) ? fusedAttentionCore(q, k, v, s, bias, d) : null;
+    const conv = fused ? null : convAttentionForward(q, k, v, s, bias, d);
+    save(conv ? [xi!, wq!, wk!, wv!, q, k, v, conv.p] : [xi!, wq!, wk!, wv!]);
     return {
-      value: f.value,
+      value: fused ? fused.value : conv!.value,
       gradFunc: (dy, saved) => {
         const [xs, wqs, wks, wvs, qs, ks, vs, ps] = saved as tf.Tensor2D[];
-        const [dq, dk, dv] = convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const [dq, dk, dv] = (fused ? fused.backward(dy) : convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const xT = tf.transpose(xs!);
         const dx = tf.addN([tf.matMul(dq, tf.transpose(wqs!)), tf.matMul(dk, tf.transpose(wks!)), tf.matMul(dv, tf.transpose(wvs!))]);
         return [dx, tf.matMul(xT, dq), tf.matMul(xT, dk), tf.matMul(xT, dv), columnSum(dq), columnSum(dk), columnSum(dv)];

@@ -1,0 +1,122 @@
+/**
+ * The fused attention kernel (src/model/wasm/attention.as.ts, compiled to attention.wasm with
+ * 128-bit SIMD): one WebAssembly instance per thread, its memory laid out per call.
+ *
+ * Why its own module and not a tfjs kernel: tfjs-wasm's heap is private to its backend, so the
+ * inputs are copied in and the results out (a few MB per layer, ~1 ms) around a kernel that
+ * replaces two depthwise convolutions, a softmax and six transposes per direction.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Sizes of one attention call: q [batch * queries, heads * headDim], k and v [batch * keys, ...]. */
+export interface KernelShape {
+  batch: number;
+  heads: number;
+  queries: number;
+  keys: number;
+  headDim: number;
+}
+
+// the few WebAssembly names used here (the project's TypeScript libs do not declare them)
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: object };
+};
+
+interface Exports {
+  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  heapBase(): number;
+  forward(q: number, k: number, v: number, bias: number, biasRows: number, out: number, p: number, scratch: number,
+    b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
+  backward(q: number, k: number, v: number, bias: number, biasRows: number, p: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
+    b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
+}
+
+export const ATTENTION_WASM = fileURLToPath(new URL('./wasm/attention.wasm', import.meta.url));
+
+let instance: Exports | null = null;
+
+function kernel(): Exports {
+  // synchronous compile: Node allows it at any size, and the module is ~3 KB
+  instance ??= new WebAssembly.Instance(new WebAssembly.Module(readFileSync(ATTENTION_WASM))).exports as unknown as Exports;
+  return instance;
+}
+
+/** Whether the kernel serves this head width (its loops take four floats at a time). */
+export function kernelSupports(headDim: number): boolean {
+  return headDim % 4 === 0;
+}
+
+/** Hands out 16-byte aligned float arrays from the heap base, growing the memory to fit. */
+function layout(k: Exports, floats: readonly number[]): number[] {
+  let at = (k.heapBase() + 15) & ~15;
+  const ptrs: number[] = [];
+  for (const n of floats) {
+    ptrs.push(at);
+    at += ((n * 4 + 15) & ~15);
+  }
+  const need = at - k.memory.buffer.byteLength;
+  if (need > 0) k.memory.grow(Math.ceil(need / 65536));
+  return ptrs;
+}
+
+function put(k: Exports, ptr: number, data: Float32Array): void {
+  new Float32Array(k.memory.buffer, ptr, data.length).set(data);
+}
+
+function take(k: Exports, ptr: number, n: number): Float32Array {
+  return new Float32Array(k.memory.buffer, ptr, n).slice();
+}
+
+function scratchFloats(s: KernelShape): number {
+  const keys4 = (s.keys + 3) & ~3;
+  return s.headDim * keys4 + keys4;
+}
+
+function check(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number): void {
+  const d = s.heads * s.headDim;
+  if (!kernelSupports(s.headDim)) throw new RangeError(`attention kernel: head width ${s.headDim} is not a multiple of 4`);
+  if (q.length !== s.batch * s.queries * d || k.length !== s.batch * s.keys * d || v.length !== k.length) throw new RangeError('attention kernel: q, k, v sizes do not match the shape');
+  if ((biasRows !== 1 && biasRows !== s.batch) || bias.length !== s.queries * biasRows * s.keys) throw new RangeError('attention kernel: bias must be [queries, 1 or batch, keys]');
+}
+
+export interface KernelForward {
+  /** [batch * queries, heads * headDim] */
+  out: Float32Array;
+  /** Softmax probabilities [batch, heads, queries, keys], kept for the backward pass. */
+  p: Float32Array;
+}
+
+/** softmax(q k^T / sqrt(headDim) + bias) v per sequence and head; bias [queries, biasRows, keys]. */
+export function kernelForward(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number): KernelForward {
+  check(s, q, k, v, bias, biasRows);
+  const w = kernel();
+  const pn = s.batch * s.heads * s.queries * s.keys;
+  const [qp, kp, vp, bp, op, pp, sp] = layout(w, [q.length, k.length, v.length, bias.length, q.length, pn, scratchFloats(s)]) as [number, number, number, number, number, number, number];
+  put(w, qp, q);
+  put(w, kp, k);
+  put(w, vp, v);
+  put(w, bp, bias);
+  w.forward(qp, kp, vp, bp, biasRows, op, pp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
+  return { out: take(w, op, q.length), p: take(w, pp, pn) };
+}
+
+/** Gradients of kernelForward's output with respect to q, k and v, given dOut. */
+export function kernelBackward(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number, p: Float32Array, dout: Float32Array): [Float32Array, Float32Array, Float32Array] {
+  check(s, q, k, v, bias, biasRows);
+  if (p.length !== s.batch * s.heads * s.queries * s.keys || dout.length !== q.length) throw new RangeError('attention kernel: p or dout sizes do not match the shape');
+  const w = kernel();
+  const [qp, kp, vp, bp, pp, dop, dqp, dkp, dvp, sp] = layout(w, [q.length, k.length, v.length, bias.length, p.length, dout.length, q.length, k.length, k.length, scratchFloats(s)]) as
+    [number, number, number, number, number, number, number, number, number, number];
+  put(w, qp, q);
+  put(w, kp, k);
+  put(w, vp, v);
+  put(w, bp, bias);
+  put(w, pp, p);
+  put(w, dop, dout);
+  new Float32Array(w.memory.buffer, dkp, k.length).fill(0);
+  new Float32Array(w.memory.buffer, dvp, k.length).fill(0);
+  w.backward(qp, kp, vp, bp, biasRows, pp, dop, dqp, dkp, dvp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
+  return [take(w, dqp, q.length), take(w, dkp, k.length), take(w, dvp, k.length)];
+}

@@ -1,0 +1,294 @@
+// Fused multi-head attention (forward and backward) for the wasm backend, in AssemblyScript
+// compiled to WebAssembly with 128-bit SIMD (npm run build:wasm -> attention.wasm, committed).
+//
+// Why: tfjs-wasm runs attention with head width 16 as depthwise convolutions plus transposes
+// (ops.ts), at 8-16 GFLOP/s, and computes every masked score of a causal row. Here each
+// (sequence, head) is done in place in the [rows, heads * headDim] layout the projections give,
+// trailing masked keys are skipped, and nothing is transposed but one head's keys (or values).
+//
+// Memory is laid out by the caller (attention-kernel.ts); this module has no allocator
+// (--runtime stub) and only reads and writes the f32 arrays it is pointed at.
+//
+// Layouts (f32, row-major): q, out, dout, dq [batch, queries, heads * headDim];
+// k, v, dk, dv [batch, keys, heads * headDim]; bias [queries, biasRows, keys] (biasRows 1 or
+// batch; added to the scaled scores); p [batch, heads, queries, keys] (the probabilities, zero
+// past each row's last unmasked key); scratch: headDim * keys4 + keys4 floats, keys4 = keys
+// rounded up to 4. headDim must be a multiple of 4.
+
+// keys whose bias is at or below this are masked (the model's MASKED is -1e9)
+const MASK_LIMIT: f32 = -1.0e8;
+
+/** First key index past the last unmasked key of a bias row; the whole row if every key is masked. */
+@inline
+function rowLimit(brow: usize, tk: i32): i32 {
+  let j = tk;
+  while (j > 0 && load<f32>(brow + (<usize>(j - 1) << 2)) <= MASK_LIMIT) j--;
+  return j == 0 ? tk : j;
+}
+
+/**
+ * exp of four lanes, x <= ~0 (a max was subtracted): Cephes-style range reduction, degree-6
+ * polynomial; below -87 exactly 0 (as a masked score's exp is), never a denormal.
+ */
+@inline
+function exp4(x0: v128): v128 {
+  const under = f32x4.lt(x0, f32x4.splat(-87.0));
+  const x = f32x4.max(x0, f32x4.splat(-87.0));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504089)));
+  // r = x - n * ln2 in two parts for accuracy
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.mul(f32x4.mul(y, r), r), f32x4.add(r, f32x4.splat(1.0)));
+  // times 2^n, built from its exponent bits
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.andnot(f32x4.mul(y, e), under);
+}
+
+/** Copies one head's rows [tk, hd] (row stride `stride` floats) to [hd, keys4], zero-padded. */
+function transposeHead(src: usize, stride: i32, tk: i32, hd: i32, dst: usize, keys4: i32): void {
+  for (let c = 0; c < hd; c++) {
+    const row = dst + (<usize>(c * keys4) << 2);
+    for (let j = 0; j < tk; j++) store<f32>(row + (<usize>j << 2), load<f32>(src + (<usize>(j * stride + c) << 2)));
+    for (let j = tk; j < keys4; j++) store<f32>(row + (<usize>j << 2), 0);
+  }
+}
+
+/**
+ * s[j] = scale * (a . Bt[:, j]) + bias[j] for j < limit (4 at a time; up to 3 more written), with
+ * a at `a` (hd floats) and Bt [hd, keys4] at `bt`; bias 0 when `brow` is 0.
+ */
+@inline
+function rowScores(a: usize, bt: usize, hd: i32, keys4: i32, limit: i32, scale: f32, brow: usize, s: usize): void {
+  const vscale = f32x4.splat(scale);
+  for (let j = 0; j < limit; j += 4) {
+    let acc = f32x4.splat(0);
+    let col = bt + (<usize>j << 2);
+    for (let c = 0; c < hd; c += 4) {
+      const ac = a + (<usize>c << 2);
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(ac), v128.load(col)));
+      col += <usize>keys4 << 2;
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(ac, 4), v128.load(col)));
+      col += <usize>keys4 << 2;
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(ac, 8), v128.load(col)));
+      col += <usize>keys4 << 2;
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(ac, 12), v128.load(col)));
+      col += <usize>keys4 << 2;
+    }
+    acc = f32x4.mul(acc, vscale);
+    if (brow != 0) acc = f32x4.add(acc, v128.load(brow + (<usize>j << 2)));
+    v128.store(s + (<usize>j << 2), acc);
+  }
+}
+
+/** First free byte after the module's own data: the caller lays its arrays out from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** The same scores from the keys' own rows (`stride` floats apart), one dot product at a time. */
+function rowScoresDirect(a: usize, rows: usize, stride: i32, hd: i32, limit: i32, scale: f32, brow: usize, s: usize): void {
+  for (let j = 0; j < limit; j++) {
+    const r = rows + (<usize>(j * stride) << 2);
+    let acc = f32x4.splat(0);
+    for (let c = 0; c < hd; c += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>c << 2)), v128.load(r + (<usize>c << 2))));
+    const dot = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    store<f32>(s + (<usize>j << 2), dot * scale + (brow != 0 ? load<f32>(brow + (<usize>j << 2)) : 0));
+  }
+}
+
+/** Softmax of s[0, limit) into prow[0, tk) (zeros from limit on); s is overwritten. */
+@inline
+function softmaxRow(s: usize, limit: i32, prow: usize, tk: i32): void {
+  const end4 = (limit + 3) & ~3;
+  // lanes past the limit take -inf so that they vanish from the max and the sum
+  for (let j = limit; j < end4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
+  let vmax = f32x4.splat(-Infinity);
+  for (let j = 0; j < end4; j += 4) vmax = f32x4.max(vmax, v128.load(s + (<usize>j << 2)));
+  const m = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+  const vm = f32x4.splat(m);
+  let vsum = f32x4.splat(0);
+  for (let j = 0; j < end4; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(s + (<usize>j << 2)), vm));
+    vsum = f32x4.add(vsum, e);
+    v128.store(s + (<usize>j << 2), e);
+  }
+  const sum = f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3);
+  const inv = f32x4.splat(<f32>1.0 / sum);
+  // whole vectors while they stay inside the row (the last row of p ends the array), the rest one by one
+  const whole = min(end4, tk & ~3);
+  for (let j = 0; j < whole; j += 4) v128.store(prow + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), inv));
+  const invs = <f32>1.0 / sum;
+  for (let j = whole; j < limit; j++) store<f32>(prow + (<usize>j << 2), load<f32>(s + (<usize>j << 2)) * invs);
+  for (let j = max(limit, whole); j < tk; j++) store<f32>(prow + (<usize>j << 2), 0);
+}
+
+/** out[0, 16) = sum_{j < limit} w[j] * rows[j] (rows `stride` floats apart): four accumulators. */
+@inline
+function weightedRows16(w: usize, rows: usize, stride: i32, limit: i32, out: usize): void {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let r = rows;
+  const step = <usize>stride << 2;
+  for (let j = 0; j < limit; j++) {
+    const wj = v128.load32_splat(w + (<usize>j << 2));
+    a0 = f32x4.add(a0, f32x4.mul(wj, v128.load(r)));
+    a1 = f32x4.add(a1, f32x4.mul(wj, v128.load(r, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(wj, v128.load(r, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(wj, v128.load(r, 48)));
+    r += step;
+  }
+  v128.store(out, a0);
+  v128.store(out, a1, 16);
+  v128.store(out, a2, 32);
+  v128.store(out, a3, 48);
+}
+
+/** The same for any head width that is a multiple of 4. */
+function weightedRows(w: usize, rows: usize, stride: i32, hd: i32, limit: i32, out: usize): void {
+  for (let c = 0; c < hd; c += 4) {
+    let acc = f32x4.splat(0);
+    let r = rows + (<usize>c << 2);
+    for (let j = 0; j < limit; j++) {
+      acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(w + (<usize>j << 2)), v128.load(r)));
+      r += <usize>stride << 2;
+    }
+    v128.store(out + (<usize>c << 2), acc);
+  }
+}
+
+export function forward(
+  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, out: usize, p: usize, scratch: usize,
+  b: i32, tq: i32, tk: i32, h: i32, hd: i32, scale: f32,
+): void {
+  const d = h * hd;
+  const keys4 = (tk + 3) & ~3;
+  const kt = scratch;
+  const s = scratch + (<usize>(hd * keys4) << 2);
+  for (let bb = 0; bb < b; bb++) {
+    for (let hh = 0; hh < h; hh++) {
+      // a few queries (decoding with a cache) do not repay transposing the head's keys
+      const direct = tq < 4;
+      const kh = k + (<usize>(bb * tk * d + hh * hd) << 2);
+      if (!direct) transposeHead(kh, d, tk, hd, kt, keys4);
+      for (let i = 0; i < tq; i++) {
+        const brow = bias + (<usize>((i * biasRows + (biasRows > 1 ? bb : 0)) * tk) << 2);
+        const limit = rowLimit(brow, tk);
+        const qi = q + (<usize>((bb * tq + i) * d + hh * hd) << 2);
+        if (direct) rowScoresDirect(qi, kh, d, hd, limit, scale, brow, s);
+        else rowScores(qi, kt, hd, keys4, limit, scale, brow, s);
+        const prow = p + (<usize>(((bb * h + hh) * tq + i) * tk) << 2);
+        softmaxRow(s, limit, prow, tk);
+        const oi = out + (<usize>((bb * tq + i) * d + hh * hd) << 2);
+        const vh = v + (<usize>(bb * tk * d + hh * hd) << 2);
+        if (hd == 16) weightedRows16(prow, vh, d, limit, oi);
+        else weightedRows(prow, vh, d, hd, limit, oi);
+      }
+    }
+  }
+}
+
+/**
+ * One query row's share of the gradients, over keys j < limit (key rows `stride` floats apart):
+ * dq = sum_j ds[j] k_j; dk_j += ds[j] q; dv_j += p[j] dout. Head width 16, in registers.
+ */
+@inline
+function gradRows16(ds: usize, p: usize, q: usize, dout: usize, k: usize, dk: usize, dv: usize, stride: i32, limit: i32, dq: usize): void {
+  const q0 = v128.load(q);
+  const q1 = v128.load(q, 16);
+  const q2 = v128.load(q, 32);
+  const q3 = v128.load(q, 48);
+  const o0 = v128.load(dout);
+  const o1 = v128.load(dout, 16);
+  const o2 = v128.load(dout, 32);
+  const o3 = v128.load(dout, 48);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  const step = <usize>stride << 2;
+  let off: usize = 0;
+  for (let j = 0; j < limit; j++) {
+    const dsj = v128.load32_splat(ds + (<usize>j << 2));
+    const pj = v128.load32_splat(p + (<usize>j << 2));
+    const kj = k + off;
+    a0 = f32x4.add(a0, f32x4.mul(dsj, v128.load(kj)));
+    a1 = f32x4.add(a1, f32x4.mul(dsj, v128.load(kj, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(dsj, v128.load(kj, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(dsj, v128.load(kj, 48)));
+    const dkj = dk + off;
+    v128.store(dkj, f32x4.add(v128.load(dkj), f32x4.mul(dsj, q0)));
+    v128.store(dkj, f32x4.add(v128.load(dkj, 16), f32x4.mul(dsj, q1)), 16);
+    v128.store(dkj, f32x4.add(v128.load(dkj, 32), f32x4.mul(dsj, q2)), 32);
+    v128.store(dkj, f32x4.add(v128.load(dkj, 48), f32x4.mul(dsj, q3)), 48);
+    const dvj = dv + off;
+    v128.store(dvj, f32x4.add(v128.load(dvj), f32x4.mul(pj, o0)));
+    v128.store(dvj, f32x4.add(v128.load(dvj, 16), f32x4.mul(pj, o1)), 16);
+    v128.store(dvj, f32x4.add(v128.load(dvj, 32), f32x4.mul(pj, o2)), 32);
+    v128.store(dvj, f32x4.add(v128.load(dvj, 48), f32x4.mul(pj, o3)), 48);
+    off += step;
+  }
+  v128.store(dq, a0);
+  v128.store(dq, a1, 16);
+  v128.store(dq, a2, 32);
+  v128.store(dq, a3, 48);
+}
+
+/** The same for any head width that is a multiple of 4. */
+function gradRows(ds: usize, p: usize, q: usize, dout: usize, k: usize, dk: usize, dv: usize, stride: i32, hd: i32, limit: i32, dq: usize): void {
+  for (let c = 0; c < hd; c += 4) {
+    const qc = v128.load(q + (<usize>c << 2));
+    const oc = v128.load(dout + (<usize>c << 2));
+    let acc = f32x4.splat(0);
+    let off = <usize>c << 2;
+    for (let j = 0; j < limit; j++) {
+      const dsj = v128.load32_splat(ds + (<usize>j << 2));
+      acc = f32x4.add(acc, f32x4.mul(dsj, v128.load(k + off)));
+      v128.store(dk + off, f32x4.add(v128.load(dk + off), f32x4.mul(dsj, qc)));
+      v128.store(dv + off, f32x4.add(v128.load(dv + off), f32x4.mul(v128.load32_splat(p + (<usize>j << 2)), oc)));
+      off += <usize>stride << 2;
+    }
+    v128.store(dq + (<usize>c << 2), acc);
+  }
+}
+
+/** Gradients: dq, dk, dv are overwritten (dk, dv must start at zero: they are accumulated). */
+export function backward(
+  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, p: usize, dout: usize, dq: usize, dk: usize, dv: usize, scratch: usize,
+  b: i32, tq: i32, tk: i32, h: i32, hd: i32, scale: f32,
+): void {
+  const d = h * hd;
+  const keys4 = (tk + 3) & ~3;
+  const vt = scratch;
+  const ds = scratch + (<usize>(hd * keys4) << 2);
+  for (let bb = 0; bb < b; bb++) {
+    for (let hh = 0; hh < h; hh++) {
+      const head = <usize>(bb * tk * d + hh * hd) << 2;
+      transposeHead(v + head, d, tk, hd, vt, keys4);
+      for (let i = 0; i < tq; i++) {
+        const brow = bias + (<usize>((i * biasRows + (biasRows > 1 ? bb : 0)) * tk) << 2);
+        const limit = rowLimit(brow, tk);
+        const row = <usize>((bb * tq + i) * d + hh * hd) << 2;
+        const prow = p + (<usize>(((bb * h + hh) * tq + i) * tk) << 2);
+        // dP_j = dO_i . V_j
+        rowScores(dout + row, vt, hd, keys4, limit, 1, 0, ds);
+        let dsum: f32 = 0;
+        for (let j = 0; j < limit; j++) dsum += load<f32>(prow + (<usize>j << 2)) * load<f32>(ds + (<usize>j << 2));
+        // dS_j = P_j (dP_j - sum_j P_j dP_j), times the score scale
+        for (let j = 0; j < limit; j++) {
+          const pj = load<f32>(prow + (<usize>j << 2));
+          store<f32>(ds + (<usize>j << 2), pj * (load<f32>(ds + (<usize>j << 2)) - dsum) * scale);
+        }
+        if (hd == 16) gradRows16(ds, prow, q + row, dout + row, k + head, dk + head, dv + head, d, limit, dq + row);
+        else gradRows(ds, prow, q + row, dout + row, k + head, dk + head, dv + head, d, hd, limit, dq + row);
+      }
+    }
+  }
+}
