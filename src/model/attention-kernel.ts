@@ -3,8 +3,9 @@
  * 128-bit SIMD): one WebAssembly instance per thread, its memory laid out per call.
  *
  * Why its own module and not a tfjs kernel: tfjs-wasm's heap is private to its backend, so the
- * inputs are copied in and the results out (a few MB per layer, ~1 ms) around a kernel that
- * replaces two depthwise convolutions, a softmax and six transposes per direction.
+ * inputs are copied in and the results out (a few MB per layer, about a millisecond) around a
+ * kernel that replaces two depthwise convolutions, a softmax and six transposes per direction.
+ * Each array crosses once: inputs may be views of another heap, results are emitted as views.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -27,9 +28,9 @@ declare const WebAssembly: {
 interface Exports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   heapBase(): number;
-  forward(q: number, k: number, v: number, bias: number, biasRows: number, out: number, p: number, scratch: number,
+  forward(q: number, k: number, v: number, bias: number, biasRows: number, out: number, stats: number, scratch: number,
     b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
-  backward(q: number, k: number, v: number, bias: number, biasRows: number, p: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
+  backward(q: number, k: number, v: number, bias: number, biasRows: number, stats: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
     b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
 }
 
@@ -65,13 +66,15 @@ function put(k: Exports, ptr: number, data: Float32Array): void {
   new Float32Array(k.memory.buffer, ptr, data.length).set(data);
 }
 
-function take(k: Exports, ptr: number, n: number): Float32Array {
-  return new Float32Array(k.memory.buffer, ptr, n).slice();
+/** A view of the kernel's memory: valid only until the next kernel call. */
+function view(k: Exports, ptr: number, n: number): Float32Array {
+  return new Float32Array(k.memory.buffer, ptr, n);
 }
 
 function scratchFloats(s: KernelShape): number {
   const keys4 = (s.keys + 3) & ~3;
-  return s.headDim * keys4 + keys4;
+  // key transposes, two score rows, and one i32 limit per bias row (at most queries * batch)
+  return 2 * s.headDim * keys4 + 2 * keys4 + s.queries * s.batch;
 }
 
 function check(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number): void {
@@ -81,42 +84,45 @@ function check(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array
   if ((biasRows !== 1 && biasRows !== s.batch) || bias.length !== s.queries * biasRows * s.keys) throw new RangeError('attention kernel: bias must be [queries, 1 or batch, keys]');
 }
 
-export interface KernelForward {
-  /** [batch * queries, heads * headDim] */
-  out: Float32Array;
-  /** Softmax probabilities [batch, heads, queries, keys], kept for the backward pass. */
-  p: Float32Array;
-}
+/**
+ * The results, handed to a callback as views of the kernel's memory (valid during the call
+ * only): the caller copies them once, straight to where they go (a tensor, or `.slice()`).
+ */
+export type Emit<T> = (...arrays: Float32Array[]) => T;
 
-/** softmax(q k^T / sqrt(headDim) + bias) v per sequence and head; bias [queries, biasRows, keys]. */
-export function kernelForward(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number): KernelForward {
+/**
+ * softmax(q k^T / sqrt(headDim) + bias) v per sequence and head; bias [queries, biasRows, keys].
+ * Emits out [batch * queries, heads * headDim] and each softmax row's max and inverse sum
+ * [batch, heads, queries, 2] (what kernelBackward needs besides the inputs).
+ */
+export function kernelForward<T>(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number, emit: Emit<T>): T {
   check(s, q, k, v, bias, biasRows);
   const w = kernel();
-  const pn = s.batch * s.heads * s.queries * s.keys;
-  const [qp, kp, vp, bp, op, pp, sp] = layout(w, [q.length, k.length, v.length, bias.length, q.length, pn, scratchFloats(s)]) as [number, number, number, number, number, number, number];
+  const sn = s.batch * s.heads * s.queries * 2;
+  const [qp, kp, vp, bp, op, stp, sp] = layout(w, [q.length, k.length, v.length, bias.length, q.length, sn, scratchFloats(s)]) as [number, number, number, number, number, number, number];
   put(w, qp, q);
   put(w, kp, k);
   put(w, vp, v);
   put(w, bp, bias);
-  w.forward(qp, kp, vp, bp, biasRows, op, pp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
-  return { out: take(w, op, q.length), p: take(w, pp, pn) };
+  w.forward(qp, kp, vp, bp, biasRows, op, stp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
+  return emit(view(w, op, q.length), view(w, stp, sn));
 }
 
-/** Gradients of kernelForward's output with respect to q, k and v, given dOut. */
-export function kernelBackward(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number, p: Float32Array, dout: Float32Array): [Float32Array, Float32Array, Float32Array] {
+/** Gradients of kernelForward's output with respect to q, k and v, given dOut and forward's stats: emits dq, dk, dv. */
+export function kernelBackward<T>(s: KernelShape, q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array, biasRows: number, stats: Float32Array, dout: Float32Array, emit: Emit<T>): T {
   check(s, q, k, v, bias, biasRows);
-  if (p.length !== s.batch * s.heads * s.queries * s.keys || dout.length !== q.length) throw new RangeError('attention kernel: p or dout sizes do not match the shape');
+  if (stats.length !== s.batch * s.heads * s.queries * 2 || dout.length !== q.length) throw new RangeError('attention kernel: stats or dout sizes do not match the shape');
   const w = kernel();
-  const [qp, kp, vp, bp, pp, dop, dqp, dkp, dvp, sp] = layout(w, [q.length, k.length, v.length, bias.length, p.length, dout.length, q.length, k.length, k.length, scratchFloats(s)]) as
+  const [qp, kp, vp, bp, pp, dop, dqp, dkp, dvp, sp] = layout(w, [q.length, k.length, v.length, bias.length, stats.length, dout.length, q.length, k.length, k.length, scratchFloats(s)]) as
     [number, number, number, number, number, number, number, number, number, number];
   put(w, qp, q);
   put(w, kp, k);
   put(w, vp, v);
   put(w, bp, bias);
-  put(w, pp, p);
+  put(w, pp, stats);
   put(w, dop, dout);
-  new Float32Array(w.memory.buffer, dkp, k.length).fill(0);
-  new Float32Array(w.memory.buffer, dvp, k.length).fill(0);
+  view(w, dkp, k.length).fill(0);
+  view(w, dvp, k.length).fill(0);
   w.backward(qp, kp, vp, bp, biasRows, pp, dop, dqp, dkp, dvp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
-  return [take(w, dqp, q.length), take(w, dkp, k.length), take(w, dvp, k.length)];
+  return emit(view(w, dqp, q.length), view(w, dkp, k.length), view(w, dvp, k.length));
 }

@@ -366,39 +366,58 @@ function usesFusedAttention(s: AttentionShape, width: number): boolean {
   return wasmAttention === 'fused' && kernelSupports(width / s.heads) && (s.queries > 1 || s.batch === 1);
 }
 
-interface AttentionCore {
-  value: tf.Tensor;
-  /** [dq, dk, dv] from the output's gradient. */
-  backward: (dy: tf.Tensor) => tf.Tensor[];
+interface WasmBackendInternals {
+  dataIdMap: { get(dataId: object): { memoryOffset?: number | null } | undefined };
+  wasm: { HEAPU8: Uint8Array };
 }
 
 /**
- * Attention through the fused wasm kernel: q, k, v (and the bias) are read out of tfjs, the
- * kernel works in its own memory, and the probabilities stay there in a JS array for the
- * backward pass, not as a tensor.
+ * A float32 tensor's values as a view of tfjs-wasm's heap, valid until tfjs next allocates (so:
+ * copied at once by the kernel); a copy through dataSync where the backend's internals differ
+ * (tfjs 4.22's BackendWasm keeps each tensor at dataIdMap.get(dataId).memoryOffset).
  */
-function fusedAttentionCore(qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, s: AttentionShape, bias: tf.Tensor | null, d: number): AttentionCore {
+function wasmValues(t: tf.Tensor): Float32Array {
+  const backend = tf.backend() as unknown as Partial<WasmBackendInternals>;
+  const offset = t.dtype === 'float32' ? backend.dataIdMap?.get(t.dataId)?.memoryOffset : null;
+  const heap = backend.wasm?.HEAPU8;
+  if (typeof offset === 'number' && heap) return new Float32Array(heap.buffer, heap.byteOffset + offset, t.size);
+  return t.dataSync() as Float32Array;
+}
+
+interface FusedAttention {
+  value: tf.Tensor;
+  /** [dq, dk, dv] from the output's gradient and the (saved) q, k, v of the forward pass. */
+  backward: (dy: tf.Tensor, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor[];
+}
+
+/**
+ * Attention through the fused wasm kernel: q, k, v and the bias are copied from tfjs's heap
+ * into the kernel's, the results straight back into tensors. The backward pass reads the saved
+ * q, k, v again and gets each softmax row's max and sum (and the bias) from the closure.
+ */
+function fusedAttention(qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, s: AttentionShape, bias: tf.Tensor | null, d: number): FusedAttention {
   const shape = { batch: s.batch, heads: s.heads, queries: s.queries, keys: s.keys, headDim: d / s.heads };
-  const q = qi.dataSync() as Float32Array;
-  const k = ki.dataSync() as Float32Array;
-  const v = vi.dataSync() as Float32Array;
   const biasRows = bias ? bias.shape[1]! : 1;
-  const b = bias ? (bias.dataSync() as Float32Array) : new Float32Array(s.queries * s.keys);
-  const f = kernelForward(shape, q, k, v, b, biasRows);
+  // kept for the backward pass: the caller may dispose its bias tensor once the forward is done
+  const b = bias ? wasmValues(bias).slice() : new Float32Array(s.queries * s.keys);
+  let stats = new Float32Array(0);
+  const value = kernelForward(shape, wasmValues(qi), wasmValues(ki), wasmValues(vi), b, biasRows, (out, st) => {
+    stats = st.slice();
+    return tf.tensor2d(out, [s.batch * s.queries, d]);
+  });
   return {
-    value: tf.tensor2d(f.out, [s.batch * s.queries, d]),
-    backward: (dy) => {
-      const [dq, dk, dv] = kernelBackward(shape, q, k, v, b, biasRows, f.p, dy.dataSync() as Float32Array);
-      return [tf.tensor2d(dq, [s.batch * s.queries, d]), tf.tensor2d(dk, [s.batch * s.keys, d]), tf.tensor2d(dv, [s.batch * s.keys, d])];
-    },
+    value,
+    backward: (dy, q, k, v) => kernelBackward(shape, wasmValues(q), wasmValues(k), wasmValues(v), b, biasRows, stats, wasmValues(dy),
+      (dq, dk, dv) => [tf.tensor2d(dq, [s.batch * s.queries, d]), tf.tensor2d(dk, [s.batch * s.keys, d]), tf.tensor2d(dv, [s.batch * s.keys, d])]),
   };
 }
 
 function attentionFused(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
   const d = q.shape[1];
-  const op = customOp(([qi, ki, vi]) => {
-    const core = fusedAttentionCore(qi!, ki!, vi!, s, bias, d);
-    return { value: core.value, gradFunc: (dy) => core.backward(dy) };
+  const op = customOp(([qi, ki, vi], save) => {
+    const f = fusedAttention(qi!, ki!, vi!, s, bias, d);
+    save([qi!, ki!, vi!]);
+    return { value: f.value, gradFunc: (dy, saved) => f.backward(dy, saved[0]!, saved[1]!, saved[2]!) };
   });
   return op(q, k, v) as tf.Tensor2D;
 }
@@ -473,16 +492,14 @@ export function selfAttention(x: tf.Tensor2D, w: { q: tf.Tensor2D; k: tf.Tensor2
     const q = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wq as tf.Tensor2D, bias: bq });
     const k = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wk as tf.Tensor2D, bias: bk });
     const v = tf.fused.matMul({ a: xi as tf.Tensor2D, b: wv as tf.Tensor2D, bias: bv });
-    // the fused kernel keeps what its backward pass needs; the convolutions' backward reads the
-    // saved q, k, v and probabilities (the forward's own tensors are disposed with its scope)
-    const fused = usesFusedAttention(s, d) ? fusedAttentionCore(q, k, v, s, bias, d) : null;
+    const fused = usesFusedAttention(s, d) ? fusedAttention(q, k, v, s, bias, d) : null;
     const conv = fused ? null : convAttentionForward(q, k, v, s, bias, d);
-    save(conv ? [xi!, wq!, wk!, wv!, q, k, v, conv.p] : [xi!, wq!, wk!, wv!]);
+    save(conv ? [xi!, wq!, wk!, wv!, q, k, v, conv.p] : [xi!, wq!, wk!, wv!, q, k, v]);
     return {
       value: fused ? fused.value : conv!.value,
       gradFunc: (dy, saved) => {
         const [xs, wqs, wks, wvs, qs, ks, vs, ps] = saved as tf.Tensor2D[];
-        const [dq, dk, dv] = (fused ? fused.backward(dy) : convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const [dq, dk, dv] = (fused ? fused.backward(dy, qs!, ks!, vs!) : convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const xT = tf.transpose(xs!);
         const dx = tf.addN([tf.matMul(dq, tf.transpose(wqs!)), tf.matMul(dk, tf.transpose(wks!)), tf.matMul(dv, tf.transpose(wvs!))]);
         return [dx, tf.matMul(xT, dq), tf.matMul(xT, dk), tf.matMul(xT, dv), columnSum(dq), columnSum(dk), columnSum(dv)];

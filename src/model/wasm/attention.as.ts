@@ -11,19 +11,24 @@
 //
 // Layouts (f32, row-major): q, out, dout, dq [batch, queries, heads * headDim];
 // k, v, dk, dv [batch, keys, heads * headDim]; bias [queries, biasRows, keys] (biasRows 1 or
-// batch; added to the scaled scores); p [batch, heads, queries, keys] (the probabilities, zero
-// past each row's last unmasked key); scratch: headDim * keys4 + keys4 floats, keys4 = keys
-// rounded up to 4. headDim must be a multiple of 4.
+// batch; added to the scaled scores); stats [batch, heads, queries, 2] (each softmax row's max
+// and inverse sum); scratch: 2 * headDim * keys4 + 2 * keys4 floats and queries * biasRows i32,
+// keys4 = keys rounded up to 4. headDim must be a multiple of 4.
 
 // keys whose bias is at or below this are masked (the model's MASKED is -1e9)
 const MASK_LIMIT: f32 = -1.0e8;
 
-/** First key index past the last unmasked key of a bias row; the whole row if every key is masked. */
-@inline
-function rowLimit(brow: usize, tk: i32): i32 {
-  let j = tk;
-  while (j > 0 && load<f32>(brow + (<usize>(j - 1) << 2)) <= MASK_LIMIT) j--;
-  return j == 0 ? tk : j;
+/**
+ * For each bias row [queries, biasRows], the first key index past its last unmasked key (every
+ * key if all are masked), as i32 at `limits`: computed once per call, not once per head.
+ */
+function rowLimits(bias: usize, rows: i32, tk: i32, limits: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const brow = bias + (<usize>(r * tk) << 2);
+    let j = tk;
+    while (j > 0 && load<f32>(brow + (<usize>(j - 1) << 2)) <= MASK_LIMIT) j--;
+    store<i32>(limits + (<usize>r << 2), j == 0 ? tk : j);
+  }
 }
 
 /**
@@ -102,9 +107,13 @@ function rowScoresDirect(a: usize, rows: usize, stride: i32, hd: i32, limit: i32
   }
 }
 
-/** Softmax of s[0, limit) into prow[0, tk) (zeros from limit on); s is overwritten. */
+/**
+ * Softmax of s[0, limit) in place (lanes up to the next multiple of 4 become 0); its row maximum
+ * and the inverse of its sum go to stats[0] and stats[1], from which the backward pass
+ * recomputes the row as exp(score - max) * inverse sum, exactly as here.
+ */
 @inline
-function softmaxRow(s: usize, limit: i32, prow: usize, tk: i32): void {
+function softmaxRow(s: usize, limit: i32, stats: usize): void {
   const end4 = (limit + 3) & ~3;
   // lanes past the limit take -inf so that they vanish from the max and the sum
   for (let j = limit; j < end4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
@@ -118,14 +127,21 @@ function softmaxRow(s: usize, limit: i32, prow: usize, tk: i32): void {
     vsum = f32x4.add(vsum, e);
     v128.store(s + (<usize>j << 2), e);
   }
-  const sum = f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3);
-  const inv = f32x4.splat(<f32>1.0 / sum);
-  // whole vectors while they stay inside the row (the last row of p ends the array), the rest one by one
-  const whole = min(end4, tk & ~3);
-  for (let j = 0; j < whole; j += 4) v128.store(prow + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), inv));
-  const invs = <f32>1.0 / sum;
-  for (let j = whole; j < limit; j++) store<f32>(prow + (<usize>j << 2), load<f32>(s + (<usize>j << 2)) * invs);
-  for (let j = max(limit, whole); j < tk; j++) store<f32>(prow + (<usize>j << 2), 0);
+  const inv: f32 = <f32>1.0 / (f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3));
+  const vinv = f32x4.splat(inv);
+  for (let j = 0; j < end4; j += 4) v128.store(s + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), vinv));
+  store<f32>(stats, m);
+  store<f32>(stats, inv, 4);
+}
+
+/** Recomputes a softmax row from its scores s[0, limit) and softmaxRow's stats, in place. */
+@inline
+function softmaxAgain(s: usize, limit: i32, stats: usize): void {
+  const end4 = (limit + 3) & ~3;
+  for (let j = limit; j < end4; j++) store<f32>(s + (<usize>j << 2), -Infinity);
+  const vm = f32x4.splat(load<f32>(stats));
+  const vinv = f32x4.splat(load<f32>(stats, 4));
+  for (let j = 0; j < end4; j += 4) v128.store(s + (<usize>j << 2), f32x4.mul(exp4(f32x4.sub(v128.load(s + (<usize>j << 2)), vm)), vinv));
 }
 
 /** out[0, 16) = sum_{j < limit} w[j] * rows[j] (rows `stride` floats apart): four accumulators. */
@@ -164,32 +180,33 @@ function weightedRows(w: usize, rows: usize, stride: i32, hd: i32, limit: i32, o
   }
 }
 
+/** Attention of every (sequence, head); the softmax stats [batch, heads, queries, 2] are kept for backward. */
 export function forward(
-  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, out: usize, p: usize, scratch: usize,
+  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, out: usize, stats: usize, scratch: usize,
   b: i32, tq: i32, tk: i32, h: i32, hd: i32, scale: f32,
 ): void {
   const d = h * hd;
   const keys4 = (tk + 3) & ~3;
   const kt = scratch;
   const s = scratch + (<usize>(hd * keys4) << 2);
+  const limits = s + (<usize>(2 * keys4) << 2);
+  rowLimits(bias, tq * biasRows, tk, limits);
+  // a few queries (decoding with a cache) do not repay transposing the head's keys
+  const direct = tq < 4;
   for (let bb = 0; bb < b; bb++) {
     for (let hh = 0; hh < h; hh++) {
-      // a few queries (decoding with a cache) do not repay transposing the head's keys
-      const direct = tq < 4;
-      const kh = k + (<usize>(bb * tk * d + hh * hd) << 2);
-      if (!direct) transposeHead(kh, d, tk, hd, kt, keys4);
+      const head = <usize>(bb * tk * d + hh * hd) << 2;
+      if (!direct) transposeHead(k + head, d, tk, hd, kt, keys4);
       for (let i = 0; i < tq; i++) {
-        const brow = bias + (<usize>((i * biasRows + (biasRows > 1 ? bb : 0)) * tk) << 2);
-        const limit = rowLimit(brow, tk);
-        const qi = q + (<usize>((bb * tq + i) * d + hh * hd) << 2);
-        if (direct) rowScoresDirect(qi, kh, d, hd, limit, scale, brow, s);
-        else rowScores(qi, kt, hd, keys4, limit, scale, brow, s);
-        const prow = p + (<usize>(((bb * h + hh) * tq + i) * tk) << 2);
-        softmaxRow(s, limit, prow, tk);
-        const oi = out + (<usize>((bb * tq + i) * d + hh * hd) << 2);
-        const vh = v + (<usize>(bb * tk * d + hh * hd) << 2);
-        if (hd == 16) weightedRows16(prow, vh, d, limit, oi);
-        else weightedRows(prow, vh, d, hd, limit, oi);
+        const br = i * biasRows + (biasRows > 1 ? bb : 0);
+        const brow = bias + (<usize>(br * tk) << 2);
+        const limit = load<i32>(limits + (<usize>br << 2));
+        const row = <usize>((bb * tq + i) * d + hh * hd) << 2;
+        if (direct) rowScoresDirect(q + row, k + head, d, hd, limit, scale, brow, s);
+        else rowScores(q + row, kt, hd, keys4, limit, scale, brow, s);
+        softmaxRow(s, limit, stats + (<usize>(((bb * h + hh) * tq + i) * 2) << 2));
+        if (hd == 16) weightedRows16(s, v + head, d, limit, out + row);
+        else weightedRows(s, v + head, d, hd, limit, out + row);
       }
     }
   }
@@ -259,35 +276,47 @@ function gradRows(ds: usize, p: usize, q: usize, dout: usize, k: usize, dk: usiz
   }
 }
 
-/** Gradients: dq, dk, dv are overwritten (dk, dv must start at zero: they are accumulated). */
+/**
+ * Gradients: dq, dk, dv are overwritten (dk, dv must start at zero: they are accumulated). Each
+ * row's probabilities are recomputed from q, k and forward's stats rather than kept: a kept
+ * [batch, heads, queries, keys] array was 16 MB per layer at the default batch, and copying it
+ * out and back in cost more than computing it again.
+ */
 export function backward(
-  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, p: usize, dout: usize, dq: usize, dk: usize, dv: usize, scratch: usize,
+  q: usize, k: usize, v: usize, bias: usize, biasRows: i32, stats: usize, dout: usize, dq: usize, dk: usize, dv: usize, scratch: usize,
   b: i32, tq: i32, tk: i32, h: i32, hd: i32, scale: f32,
 ): void {
   const d = h * hd;
   const keys4 = (tk + 3) & ~3;
-  const vt = scratch;
-  const ds = scratch + (<usize>(hd * keys4) << 2);
+  const kt = scratch;
+  const vt = scratch + (<usize>(hd * keys4) << 2);
+  const pr = vt + (<usize>(hd * keys4) << 2);
+  const ds = pr + (<usize>keys4 << 2);
+  const limits = ds + (<usize>keys4 << 2);
+  rowLimits(bias, tq * biasRows, tk, limits);
   for (let bb = 0; bb < b; bb++) {
     for (let hh = 0; hh < h; hh++) {
       const head = <usize>(bb * tk * d + hh * hd) << 2;
+      transposeHead(k + head, d, tk, hd, kt, keys4);
       transposeHead(v + head, d, tk, hd, vt, keys4);
       for (let i = 0; i < tq; i++) {
-        const brow = bias + (<usize>((i * biasRows + (biasRows > 1 ? bb : 0)) * tk) << 2);
-        const limit = rowLimit(brow, tk);
+        const br = i * biasRows + (biasRows > 1 ? bb : 0);
+        const brow = bias + (<usize>(br * tk) << 2);
+        const limit = load<i32>(limits + (<usize>br << 2));
         const row = <usize>((bb * tq + i) * d + hh * hd) << 2;
-        const prow = p + (<usize>(((bb * h + hh) * tq + i) * tk) << 2);
+        rowScores(q + row, kt, hd, keys4, limit, scale, brow, pr);
+        softmaxAgain(pr, limit, stats + (<usize>(((bb * h + hh) * tq + i) * 2) << 2));
         // dP_j = dO_i . V_j
         rowScores(dout + row, vt, hd, keys4, limit, 1, 0, ds);
         let dsum: f32 = 0;
-        for (let j = 0; j < limit; j++) dsum += load<f32>(prow + (<usize>j << 2)) * load<f32>(ds + (<usize>j << 2));
+        for (let j = 0; j < limit; j++) dsum += load<f32>(pr + (<usize>j << 2)) * load<f32>(ds + (<usize>j << 2));
         // dS_j = P_j (dP_j - sum_j P_j dP_j), times the score scale
         for (let j = 0; j < limit; j++) {
-          const pj = load<f32>(prow + (<usize>j << 2));
+          const pj = load<f32>(pr + (<usize>j << 2));
           store<f32>(ds + (<usize>j << 2), pj * (load<f32>(ds + (<usize>j << 2)) - dsum) * scale);
         }
-        if (hd == 16) gradRows16(ds, prow, q + row, dout + row, k + head, dk + head, dv + head, d, limit, dq + row);
-        else gradRows(ds, prow, q + row, dout + row, k + head, dk + head, dv + head, d, hd, limit, dq + row);
+        if (hd == 16) gradRows16(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, limit, dq + row);
+        else gradRows(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, hd, limit, dq + row);
       }
     }
   }
