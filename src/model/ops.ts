@@ -8,7 +8,7 @@
  * and gradients against the built-ins on the cpu backend. Keep kernel choices here, not in the model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { kernelBackward, kernelForward, kernelSupports } from './attention-kernel.ts';
+import { kernelBackward, kernelForward, kernelSupports, kernelTranspose, transposeSupports } from './wasm-kernels.ts';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
@@ -37,6 +37,19 @@ export function transposeLast2<T extends tf.Tensor>(x: T): T {
 }
 
 /**
+ * 2-D transpose for gradient functions (it records no gradient of its own on wasm). On wasm it
+ * runs the SIMD kernel (wasm-kernels.ts) where both sides are multiples of 4: tfjs-wasm's own
+ * Transpose spends ~5 ms on the weight gradients' [4096, 128], the kernel well under 1 ms.
+ */
+export function transposeForGrad(x: tf.Tensor2D): tf.Tensor2D {
+  const [rows, cols] = x.shape;
+  if (tf.getBackend() === 'wasm' && x.dtype === 'float32' && transposeSupports(rows, cols)) {
+    return kernelTranspose(wasmValues(x), rows, cols, (y) => tf.tensor2d(y, [cols, rows]));
+  }
+  return tf.transpose(x);
+}
+
+/**
  * Sum over rows of x [n, d] -> [d]. On wasm, as x^T @ ones[n, 1]: XNNPACK packs a product's right
  * operand on every call (x is a fresh gradient each time; packing 4096 x 128 costs ~12 ms), so the
  * right operand must be the column of ones; the transposed left operand takes the plain kernel,
@@ -56,8 +69,8 @@ export function columnSum(x: tf.Tensor2D): tf.Tensor1D {
  * against 102 ms the other way (bench/weight-grad.ts).
  */
 export function weightGrad(x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor2D {
-  if (x.shape[1] > g.shape[1] && tf.getBackend() === 'wasm') return tf.transpose(tf.matMul(tf.transpose(g), x)) as tf.Tensor2D;
-  return tf.matMul(tf.transpose(x), g);
+  if (x.shape[1] > g.shape[1] && tf.getBackend() === 'wasm') return transposeForGrad(tf.matMul(transposeForGrad(g), x));
+  return tf.matMul(transposeForGrad(x), g);
 }
 
 /**
@@ -80,7 +93,7 @@ export function sumMany<T extends tf.Tensor>(xs: readonly T[]): T {
 /** [dy @ w^T, x^T @ dy], the input and weight gradients of x @ w (see matMul for the choice of form). */
 function productGrads(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
   if (tf.getBackend() !== 'wasm') return [tf.matMul(dy, w, false, true), tf.matMul(x, dy, true, false)];
-  return [tf.matMul(dy, tf.transpose(w)), weightGrad(x, dy)];
+  return [tf.matMul(dy, transposeForGrad(w)), weightGrad(x, dy)];
 }
 
 /**
@@ -347,7 +360,7 @@ export type WasmAttention = 'fused' | 'conv';
 let wasmAttention: WasmAttention = 'fused';
 
 /**
- * Which attention wasm runs: 'fused' (attention-kernel.ts, the default where the head width is a
+ * Which attention wasm runs: 'fused' (wasm-kernels.ts, the default where the head width is a
  * multiple of 4) or 'conv' (depthwise convolutions, below). For benchmarks and tests.
  */
 export function setWasmAttention(kind: WasmAttention): WasmAttention {
@@ -500,8 +513,8 @@ export function selfAttention(x: tf.Tensor2D, w: { q: tf.Tensor2D; k: tf.Tensor2
       gradFunc: (dy, saved) => {
         const [xs, wqs, wks, wvs, qs, ks, vs, ps] = saved as tf.Tensor2D[];
         const [dq, dk, dv] = (fused ? fused.backward(dy, qs!, ks!, vs!) : convAttentionBackward(dy, qs!, ks!, vs!, ps!, s, d)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const xT = tf.transpose(xs!);
-        const dx = tf.addN([tf.matMul(dq, tf.transpose(wqs!)), tf.matMul(dk, tf.transpose(wks!)), tf.matMul(dv, tf.transpose(wvs!))]);
+        const xT = transposeForGrad(xs!);
+        const dx = tf.addN([tf.matMul(dq, transposeForGrad(wqs!)), tf.matMul(dk, transposeForGrad(wks!)), tf.matMul(dv, transposeForGrad(wvs!))]);
         return [dx, tf.matMul(xT, dq), tf.matMul(xT, dk), tf.matMul(xT, dv), columnSum(dq), columnSum(dk), columnSum(dv)];
       },
     };

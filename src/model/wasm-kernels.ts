@@ -1,6 +1,7 @@
 /**
- * The fused attention kernel (src/model/wasm/attention.as.ts, compiled to attention.wasm with
- * 128-bit SIMD): one WebAssembly instance per thread, its memory laid out per call.
+ * The wasm backend's own kernels (src/model/wasm/kernels.as.ts, compiled to kernels.wasm with
+ * 128-bit SIMD): fused attention and a 2-D transpose. One WebAssembly instance per thread, its
+ * memory laid out per call.
  *
  * Why its own module and not a tfjs kernel: tfjs-wasm's heap is private to its backend, so the
  * inputs are copied in and the results out (a few MB per layer, about a millisecond) around a
@@ -32,15 +33,16 @@ interface Exports {
     b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
   backward(q: number, k: number, v: number, bias: number, biasRows: number, stats: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
     b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
+  transpose(src: number, rows: number, cols: number, dst: number): void;
 }
 
-export const ATTENTION_WASM = fileURLToPath(new URL('./wasm/attention.wasm', import.meta.url));
+export const KERNELS_WASM = fileURLToPath(new URL('./wasm/kernels.wasm', import.meta.url));
 
 let instance: Exports | null = null;
 
 function kernel(): Exports {
   // synchronous compile: Node allows it at any size, and the module is ~3 KB
-  instance ??= new WebAssembly.Instance(new WebAssembly.Module(readFileSync(ATTENTION_WASM))).exports as unknown as Exports;
+  instance ??= new WebAssembly.Instance(new WebAssembly.Module(readFileSync(KERNELS_WASM))).exports as unknown as Exports;
   return instance;
 }
 
@@ -125,4 +127,19 @@ export function kernelBackward<T>(s: KernelShape, q: Float32Array, k: Float32Arr
   view(w, dvp, k.length).fill(0);
   w.backward(qp, kp, vp, bp, biasRows, pp, dop, dqp, dkp, dvp, sp, s.batch, s.queries, s.keys, s.heads, s.headDim, 1 / Math.sqrt(s.headDim));
   return emit(view(w, dqp, q.length), view(w, dkp, k.length), view(w, dvp, k.length));
+}
+
+/** Whether kernelTranspose serves a [rows, cols] matrix (its blocks are 4 x 4). */
+export function transposeSupports(rows: number, cols: number): boolean {
+  return rows % 4 === 0 && cols % 4 === 0 && rows > 0 && cols > 0;
+}
+
+/** Emits x [rows, cols] transposed, [cols, rows]. */
+export function kernelTranspose<T>(x: Float32Array, rows: number, cols: number, emit: Emit<T>): T {
+  if (!transposeSupports(rows, cols) || x.length !== rows * cols) throw new RangeError(`transpose kernel: [${rows}, ${cols}] with ${x.length} values (both sides must be multiples of 4)`);
+  const w = kernel();
+  const [src, dst] = layout(w, [x.length, x.length]) as [number, number];
+  put(w, src, x);
+  w.transpose(src, rows, cols, dst);
+  return emit(view(w, dst, x.length));
 }

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { ATTENTION_WASM, kernelBackward, kernelForward, type KernelShape } from '../../src/model/attention-kernel.ts';
-import { attention, selfAttention, setWasmAttention } from '../../src/model/ops.ts';
+import { KERNELS_WASM, kernelBackward, kernelForward, kernelTranspose, type KernelShape } from '../../src/model/wasm-kernels.ts';
+import { attention, linear, selfAttention, setWasmAttention, transposeForGrad } from '../../src/model/ops.ts';
 
 /** The kernel emits views of its memory; tests keep copies. */
 const copies = (...arrays: Float32Array[]): Float32Array[] => arrays.map((a) => a.slice());
@@ -168,15 +168,49 @@ test.serial('on wasm, attention and selfAttention give the same values and gradi
   }
 });
 
-test('attention.wasm is what its AssemblyScript source compiles to (npm run build:wasm)', (t) => {
+test('the transpose kernel transposes, and names shapes it does not take', (t) => {
+  for (const [rows, cols] of [[4, 4], [8, 12], [36, 4], [4, 40]] as const) {
+    const x = rand(rows * cols, rows + cols);
+    const [y] = kernelTranspose(x, rows, cols, copies) as [Float32Array];
+    let same = true;
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (y[c * rows + r] !== x[r * cols + c]) same = false;
+    t.true(same, `[${rows}, ${cols}]`);
+  }
+  t.throws(() => kernelTranspose(new Float32Array(24), 6, 4, copies), { message: /\[6, 4\]/ });
+});
+
+test.serial('on wasm, transposeForGrad and the linear layer\'s gradients (kernel transposes) equal the cpu ones', async (t) => {
+  const cases: Array<[number, number, number]> = [[8, 12, 4], [8, 4, 12], [6, 3, 7]];
+  const want: Float32Array[][] = [];
+  const make = (n: number, din: number, dout: number) => [tf.tensor2d(rand(n * din, 60 + din), [n, din]), tf.tensor2d(rand(din * dout, 70 + dout), [din, dout]), tf.tensor1d(rand(dout, 80)), tf.tensor2d(rand(n * dout, 90), [n, dout])] as const;
+  const grads = (n: number, din: number, dout: number) => {
+    const [x, w, b, r] = make(n, din, dout);
+    const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(linear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D), r)))([x, w, b]);
+    return [...g, transposeForGrad(x)].map((v) => v.dataSync().slice() as Float32Array);
+  };
+  await tf.setBackend('cpu');
+  for (const c of cases) want.push(grads(...c));
+  await tf.setBackend('wasm');
+  try {
+    cases.forEach((c, i) => grads(...c).forEach((got, j) => {
+      let err = 0;
+      got.forEach((v, k) => { err = Math.max(err, Math.abs(v - want[i]![j]![k]!)); });
+      t.true(err < 1e-5, `case ${c.join('x')}, output ${j}: ${err}`);
+    }));
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
+
+test('kernels.wasm is what its AssemblyScript source compiles to (npm run build:wasm)', (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'factflow-asc-'));
   try {
-    const out = path.join(dir, 'attention.wasm');
+    const out = path.join(dir, 'kernels.wasm');
     const script = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts['build:wasm'] as string;
     const args = script.split(' ').slice(1);
     args[args.indexOf('-o') + 1] = out;
     execFileSync(path.join(root, 'node_modules/.bin/asc'), args, { cwd: root });
-    t.deepEqual(readFileSync(out), readFileSync(ATTENTION_WASM));
+    t.deepEqual(readFileSync(out), readFileSync(KERNELS_WASM));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

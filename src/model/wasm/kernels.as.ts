@@ -1,12 +1,13 @@
-// Fused multi-head attention (forward and backward) for the wasm backend, in AssemblyScript
-// compiled to WebAssembly with 128-bit SIMD (npm run build:wasm -> attention.wasm, committed).
+// Kernels for the wasm backend that tfjs-wasm does slowly, in AssemblyScript compiled to
+// WebAssembly with 128-bit SIMD (npm run build:wasm -> kernels.wasm, committed): fused
+// multi-head attention (forward and backward), and a 2-D transpose.
 //
-// Why: tfjs-wasm runs attention with head width 16 as depthwise convolutions plus transposes
+// Why the attention: tfjs-wasm runs attention with head width 16 as depthwise convolutions plus transposes
 // (ops.ts), at 8-16 GFLOP/s, and computes every masked score of a causal row. Here each
 // (sequence, head) is done in place in the [rows, heads * headDim] layout the projections give,
 // trailing masked keys are skipped, and nothing is transposed but one head's keys (or values).
 //
-// Memory is laid out by the caller (attention-kernel.ts); this module has no allocator
+// Memory is laid out by the caller (wasm-kernels.ts); this module has no allocator
 // (--runtime stub) and only reads and writes the f32 arrays it is pointed at.
 //
 // Layouts (f32, row-major): q, out, dout, dq [batch, queries, heads * headDim];
@@ -317,6 +318,39 @@ export function backward(
         }
         if (hd == 16) gradRows16(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, limit, dq + row);
         else gradRows(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, hd, limit, dq + row);
+      }
+    }
+  }
+}
+
+/**
+ * dst [cols, rows] = src [rows, cols] transposed, rows and cols multiples of 4: 4 x 4 blocks
+ * through shuffles, 32 rows at a time so the written columns stay in cache.
+ *
+ * Why: tfjs-wasm's Transpose takes ~5 ms for the weight gradients' [4096, 128] (~10 ns per
+ * element); this takes well under 1 ms, copies in and out included.
+ */
+export function transpose(src: usize, rows: i32, cols: i32, dst: usize): void {
+  const rowBytes = <usize>cols << 2;
+  const colBytes = <usize>rows << 2;
+  for (let r0 = 0; r0 < rows; r0 += 32) {
+    const r1 = min(rows, r0 + 32);
+    for (let c = 0; c < cols; c += 4) {
+      for (let r = r0; r < r1; r += 4) {
+        const s = src + (<usize>(r * cols + c) << 2);
+        const a0 = v128.load(s);
+        const a1 = v128.load(s + rowBytes);
+        const a2 = v128.load(s + 2 * rowBytes);
+        const a3 = v128.load(s + 3 * rowBytes);
+        const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+        const t2 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+        const t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+        const d = dst + (<usize>(c * rows + r) << 2);
+        v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+        v128.store(d + colBytes, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+        v128.store(d + 2 * colBytes, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+        v128.store(d + 3 * colBytes, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
       }
     }
   }
