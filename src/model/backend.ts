@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidOptionError } from '../errors.ts';
+import { shareWasmIdentity } from './wasm-identity.ts';
 
 export type BackendName = 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = 'auto' | BackendName;
@@ -114,6 +115,7 @@ async function tryWasm(load: (s: string) => Promise<unknown>): Promise<string> {
   if (!tf.findBackendFactory('wasm') || !(await tf.setBackend('wasm'))) {
     throw new BackendError('the wasm backend did not initialise', { fix: 'use --backend cpu' });
   }
+  shareWasmIdentity();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   // tfjs disables wasm threads under Node (tfjs issue #3830), so one core does the work
   return `${simd ? 'SIMD' : 'no SIMD'}, 1 thread`;
