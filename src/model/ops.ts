@@ -8,7 +8,7 @@
  * and gradients against the built-ins on the cpu backend. Keep kernel choices here, not in the model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { kernelBackward, kernelForward, kernelSupports, kernelTranspose, transposeSupports } from './wasm-kernels.ts';
+import { kernelBackward, kernelForward, kernelLayerNorm, kernelLayerNormBackward, kernelSupports, kernelTranspose, layerNormSupports, transposeSupports } from './wasm-kernels.ts';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
@@ -226,6 +226,7 @@ export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
  * instead of the ~15 small ops autodiff would record.
  */
 export function layerNorm(x: tf.Tensor2D, gain: tf.Tensor1D, bias: tf.Tensor1D, eps = 1e-5): tf.Tensor2D {
+  if (tf.getBackend() === 'wasm' && layerNormSupports(x.shape[1])) return layerNormFused(x, gain, bias, eps);
   const op = customOp(([xi, g, b], save) => {
     const mean = tf.mean(xi, 1, true);
     const xc = tf.sub(xi, mean);
@@ -243,6 +244,24 @@ export function layerNorm(x: tf.Tensor2D, gain: tf.Tensor1D, bias: tf.Tensor1D, 
         const dx = tf.mul(rs, tf.sub(tf.sub(dxhat, m1), tf.mul(xh, m2)));
         return [dx, columnSum(tf.mul(dy, xh) as tf.Tensor2D), columnSum(dy as tf.Tensor2D)];
       },
+    };
+  });
+  return op(x, gain, bias) as tf.Tensor2D;
+}
+
+/**
+ * layerNorm through the wasm kernels (one pass for the statistics, one for the output; the
+ * gradient recomputes the statistics from the saved input): 2 tensors in and out each way instead
+ * of nine and eleven kernels over the activations.
+ */
+function layerNormFused(x: tf.Tensor2D, gain: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const [rows, width] = x.shape;
+  const op = customOp(([xi, g, b], save) => {
+    save([xi!, g!]);
+    return {
+      value: kernelLayerNorm(wasmValues(xi!), wasmValues(g!), wasmValues(b!), width, eps, (y) => tf.tensor2d(y, [rows, width])),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => kernelLayerNormBackward(wasmValues(saved[0]!), wasmValues(saved[1]!), wasmValues(dy), width, eps,
+        (dx, dg, db) => [tf.tensor2d(dx, [rows, width]), tf.tensor1d(dg), tf.tensor1d(db)]),
     };
   });
   return op(x, gain, bias) as tf.Tensor2D;
@@ -357,7 +376,8 @@ export function attention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape:
 }
 
 export type WasmAttention = 'fused' | 'conv';
-let wasmAttention: WasmAttention = 'fused';
+// FACTFLOW_WASM_ATTENTION=conv reproduces runs made before the fused kernel (threads inherit it)
+let wasmAttention: WasmAttention = process.env['FACTFLOW_WASM_ATTENTION'] === 'conv' ? 'conv' : 'fused';
 
 /**
  * Which attention wasm runs: 'fused' (wasm-kernels.ts, the default where the head width is a

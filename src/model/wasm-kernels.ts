@@ -1,6 +1,7 @@
 /**
  * The wasm backend's own kernels (src/model/wasm/kernels.as.ts, compiled to kernels.wasm with
- * 128-bit SIMD): fused attention and a 2-D transpose. One WebAssembly instance per thread, its
+ * 128-bit SIMD): fused attention, a 2-D transpose and layer normalisation. One WebAssembly
+ * instance per thread, its
  * memory laid out per call.
  *
  * Why its own module and not a tfjs kernel: tfjs-wasm's heap is private to its backend, so the
@@ -34,6 +35,8 @@ interface Exports {
   backward(q: number, k: number, v: number, bias: number, biasRows: number, stats: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
     b: number, tq: number, tk: number, h: number, hd: number, scale: number): void;
   transpose(src: number, rows: number, cols: number, dst: number): void;
+  layerNormForward(x: number, g: number, b: number, y: number, rows: number, width: number, eps: number): void;
+  layerNormBackward(x: number, g: number, dy: number, dx: number, dg: number, db: number, rows: number, width: number, eps: number): void;
 }
 
 export const KERNELS_WASM = fileURLToPath(new URL('./wasm/kernels.wasm', import.meta.url));
@@ -142,4 +145,44 @@ export function kernelTranspose<T>(x: Float32Array, rows: number, cols: number, 
   put(w, src, x);
   w.transpose(src, rows, cols, dst);
   return emit(view(w, dst, x.length));
+}
+
+/** Whether the layer-norm kernels serve rows of this width (their loops take four floats at a time). */
+export function layerNormSupports(width: number): boolean {
+  return width > 0 && width % 4 === 0;
+}
+
+function checkLayerNorm(x: Float32Array, g: Float32Array, width: number, what: string): number {
+  if (!layerNormSupports(width) || g.length !== width || x.length % width !== 0) {
+    throw new RangeError(`layer-norm kernel: ${what} of ${x.length} values with width ${width} and ${g.length} gains (width must be a multiple of 4)`);
+  }
+  return x.length / width;
+}
+
+/** Emits y = layerNorm(x) * g + b for x [rows, width]. */
+export function kernelLayerNorm<T>(x: Float32Array, g: Float32Array, b: Float32Array, width: number, eps: number, emit: Emit<T>): T {
+  const rows = checkLayerNorm(x, g, width, 'x');
+  if (b.length !== width) throw new RangeError(`layer-norm kernel: ${b.length} biases for width ${width}`);
+  const w = kernel();
+  const [xp, gp, bp, yp] = layout(w, [x.length, width, width, x.length]) as [number, number, number, number];
+  put(w, xp, x);
+  put(w, gp, g);
+  put(w, bp, b);
+  w.layerNormForward(xp, gp, bp, yp, rows, width, eps);
+  return emit(view(w, yp, x.length));
+}
+
+/** Emits the gradients dx [rows, width], dg and db [width] of kernelLayerNorm, given dy. */
+export function kernelLayerNormBackward<T>(x: Float32Array, g: Float32Array, dy: Float32Array, width: number, eps: number, emit: Emit<T>): T {
+  const rows = checkLayerNorm(x, g, width, 'x');
+  if (dy.length !== x.length) throw new RangeError(`layer-norm kernel: dy has ${dy.length} values, x ${x.length}`);
+  const w = kernel();
+  const [xp, gp, dyp, dxp, dgp, dbp] = layout(w, [x.length, width, x.length, x.length, width, width]) as [number, number, number, number, number, number];
+  put(w, xp, x);
+  put(w, gp, g);
+  put(w, dyp, dy);
+  view(w, dgp, width).fill(0);
+  view(w, dbp, width).fill(0);
+  w.layerNormBackward(xp, gp, dyp, dxp, dgp, dbp, rows, width, eps);
+  return emit(view(w, dxp, x.length), view(w, dgp, width), view(w, dbp, width));
 }

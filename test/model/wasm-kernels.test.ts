@@ -6,8 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { KERNELS_WASM, kernelBackward, kernelForward, kernelTranspose, type KernelShape } from '../../src/model/wasm-kernels.ts';
-import { attention, linear, selfAttention, setWasmAttention, transposeForGrad } from '../../src/model/ops.ts';
+import { KERNELS_WASM, kernelBackward, kernelForward, kernelLayerNorm, kernelTranspose, type KernelShape } from '../../src/model/wasm-kernels.ts';
+import { attention, layerNorm, linear, selfAttention, setWasmAttention, transposeForGrad } from '../../src/model/ops.ts';
 
 /** The kernel emits views of its memory; tests keep copies. */
 const copies = (...arrays: Float32Array[]): Float32Array[] => arrays.map((a) => a.slice());
@@ -200,6 +200,41 @@ test.serial('on wasm, transposeForGrad and the linear layer\'s gradients (kernel
   } finally {
     await tf.setBackend('cpu');
   }
+});
+
+test.serial('on wasm, layerNorm (the kernel where the width is a multiple of 4) equals its composition from moments on cpu, values and gradients', async (t) => {
+  const run = (width: number) => {
+    const rows = 5;
+    const x = tf.tensor2d(Array.from(rand(rows * width, width), (v, i) => v * (1 + (i % 3)) + (i % 7) * 0.1), [rows, width]);
+    const g = tf.tensor1d(rand(width, 2 * width)), b = tf.tensor1d(rand(width, 3 * width)), r = tf.tensor2d(rand(rows * width, 4 * width), [rows, width]);
+    const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(layerNorm(xx as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-5), r));
+    return [layerNorm(x, g, b, 1e-5), ...tf.grads(f)([x, g, b])].map((v) => v.dataSync().slice() as Float32Array);
+  };
+  const widths = [8, 12, 6];
+  await tf.setBackend('cpu');
+  const want = widths.map(run);
+  await tf.setBackend('wasm');
+  try {
+    widths.forEach((w, i) => run(w).forEach((got, j) => {
+      let err = 0;
+      got.forEach((v, k) => { err = Math.max(err, Math.abs(v - want[i]![j]![k]!)); });
+      t.true(err < 2e-5, `width ${w}, output ${j}: ${err}`);
+    }));
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
+
+test('the layer-norm kernel names what does not fit', (t) => {
+  t.throws(() => kernelLayerNorm(new Float32Array(12), new Float32Array(6), new Float32Array(6), 6, 1e-5, copies), { message: /width 6/ });
+  t.throws(() => kernelLayerNorm(new Float32Array(12), new Float32Array(4), new Float32Array(3), 4, 1e-5, copies), { message: /3 biases/ });
+});
+
+test('FACTFLOW_WASM_ATTENTION=conv starts a process on the convolutions; without it, the fused kernel', (t) => {
+  const probe = "import { setWasmAttention } from './src/model/ops.ts'; process.stdout.write(setWasmAttention('fused'));";
+  const run = (env: Record<string, string>) => execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8' });
+  t.is(run({ FACTFLOW_WASM_ATTENTION: 'conv' }), 'conv');
+  t.is(run({ FACTFLOW_WASM_ATTENTION: '' }), 'fused');
 });
 
 test('kernels.wasm is what its AssemblyScript source compiles to (npm run build:wasm)', (t) => {

@@ -1,6 +1,6 @@
 // Kernels for the wasm backend that tfjs-wasm does slowly, in AssemblyScript compiled to
 // WebAssembly with 128-bit SIMD (npm run build:wasm -> kernels.wasm, committed): fused
-// multi-head attention (forward and backward), and a 2-D transpose.
+// multi-head attention (forward and backward), a 2-D transpose, and layer normalisation.
 //
 // Why the attention: tfjs-wasm runs attention with head width 16 as depthwise convolutions plus transposes
 // (ops.ts), at 8-16 GFLOP/s, and computes every masked score of a causal row. Here each
@@ -56,6 +56,12 @@ function exp4(x0: v128): v128 {
   return v128.andnot(f32x4.mul(y, e), under);
 }
 
+/** Sum of the four lanes. */
+@inline
+function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
 /** Copies one head's rows [tk, hd] (row stride `stride` floats) to [hd, keys4], zero-padded. */
 function transposeHead(src: usize, stride: i32, tk: i32, hd: i32, dst: usize, keys4: i32): void {
   for (let c = 0; c < hd; c++) {
@@ -103,7 +109,7 @@ function rowScoresDirect(a: usize, rows: usize, stride: i32, hd: i32, limit: i32
     const r = rows + (<usize>(j * stride) << 2);
     let acc = f32x4.splat(0);
     for (let c = 0; c < hd; c += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>c << 2)), v128.load(r + (<usize>c << 2))));
-    const dot = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    const dot = hsum(acc);
     store<f32>(s + (<usize>j << 2), dot * scale + (brow != 0 ? load<f32>(brow + (<usize>j << 2)) : 0));
   }
 }
@@ -128,7 +134,7 @@ function softmaxRow(s: usize, limit: i32, stats: usize): void {
     vsum = f32x4.add(vsum, e);
     v128.store(s + (<usize>j << 2), e);
   }
-  const inv: f32 = <f32>1.0 / (f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1) + f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3));
+  const inv: f32 = <f32>1.0 / hsum(vsum);
   const vinv = f32x4.splat(inv);
   for (let j = 0; j < end4; j += 4) v128.store(s + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), vinv));
   store<f32>(stats, m);
@@ -309,12 +315,17 @@ export function backward(
         softmaxAgain(pr, limit, stats + (<usize>(((bb * h + hh) * tq + i) * 2) << 2));
         // dP_j = dO_i . V_j
         rowScores(dout + row, vt, hd, keys4, limit, 1, 0, ds);
-        let dsum: f32 = 0;
-        for (let j = 0; j < limit; j++) dsum += load<f32>(pr + (<usize>j << 2)) * load<f32>(ds + (<usize>j << 2));
+        // lanes from limit to the next multiple of 4 have P = 0 (softmaxAgain) and a finite dP
+        // (the transposed values are zero-padded), so whole vectors add nothing there
+        const end4 = (limit + 3) & ~3;
+        let vsum = f32x4.splat(0);
+        for (let j = 0; j < end4; j += 4) vsum = f32x4.add(vsum, f32x4.mul(v128.load(pr + (<usize>j << 2)), v128.load(ds + (<usize>j << 2))));
+        const vdsum = f32x4.splat(hsum(vsum));
+        const vscale = f32x4.splat(scale);
         // dS_j = P_j (dP_j - sum_j P_j dP_j), times the score scale
-        for (let j = 0; j < limit; j++) {
-          const pj = load<f32>(pr + (<usize>j << 2));
-          store<f32>(ds + (<usize>j << 2), pj * (load<f32>(ds + (<usize>j << 2)) - dsum) * scale);
+        for (let j = 0; j < end4; j += 4) {
+          const at = ds + (<usize>j << 2);
+          v128.store(at, f32x4.mul(f32x4.mul(v128.load(pr + (<usize>j << 2)), f32x4.sub(v128.load(at), vdsum)), vscale));
         }
         if (hd == 16) gradRows16(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, limit, dq + row);
         else gradRows(ds, pr, q + row, dout + row, k + head, dk + head, dv + head, d, hd, limit, dq + row);
@@ -352,6 +363,86 @@ export function transpose(src: usize, rows: i32, cols: i32, dst: usize): void {
         v128.store(d + 2 * colBytes, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
         v128.store(d + 3 * colBytes, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
       }
+    }
+  }
+}
+
+/** Mean of a row of `rowBytes` bytes (a multiple of 16); inv = 1 / its length. */
+@inline
+function rowMean(xr: usize, rowBytes: usize, inv: f32): f32 {
+  let vs = f32x4.splat(0);
+  for (let c: usize = 0; c < rowBytes; c += 16) vs = f32x4.add(vs, v128.load(xr + c));
+  return hsum(vs) * inv;
+}
+
+/** 1 / sqrt(variance + eps) of a row, given its mean (the variance of the centred values, as tfjs computes it). */
+@inline
+function rowRstd(xr: usize, rowBytes: usize, mean: f32, inv: f32, eps: f32): f32 {
+  const vm = f32x4.splat(mean);
+  let vq = f32x4.splat(0);
+  for (let c: usize = 0; c < rowBytes; c += 16) {
+    const d = f32x4.sub(v128.load(xr + c), vm);
+    vq = f32x4.add(vq, f32x4.mul(d, d));
+  }
+  return <f32>1.0 / Mathf.sqrt(hsum(vq) * inv + eps);
+}
+
+/**
+ * Layer normalisation of each row of x [rows, width] (width a multiple of 4):
+ * y = (x - mean) / sqrt(var + eps) * g + b, in one pass per row for the statistics and one for y.
+ *
+ * Why: tfjs-wasm runs it as nine kernels, each a full pass over the activations (and eleven for
+ * the gradient); the default step normalises five [4096, 128] activations.
+ */
+export function layerNormForward(x: usize, g: usize, b: usize, y: usize, rows: i32, width: i32, eps: f32): void {
+  const inv: f32 = <f32>1.0 / <f32>width;
+  const rowBytes = <usize>width << 2;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const yr = y + <usize>r * rowBytes;
+    const mean = rowMean(xr, rowBytes, inv);
+    const vm = f32x4.splat(mean);
+    const vr = f32x4.splat(rowRstd(xr, rowBytes, mean, inv, eps));
+    for (let c: usize = 0; c < rowBytes; c += 16) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + c), vm), vr);
+      v128.store(yr + c, f32x4.add(f32x4.mul(xh, v128.load(g + c)), v128.load(b + c)));
+    }
+  }
+}
+
+/**
+ * Gradients of layerNormForward from dy: dx overwritten; dg and db (width each) accumulated, so
+ * they must start at zero. The row statistics are recomputed from x rather than kept.
+ */
+export function layerNormBackward(x: usize, g: usize, dy: usize, dx: usize, dg: usize, db: usize, rows: i32, width: i32, eps: f32): void {
+  const inv: f32 = <f32>1.0 / <f32>width;
+  const rowBytes = <usize>width << 2;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const dyr = dy + <usize>r * rowBytes;
+    const dxr = dx + <usize>r * rowBytes;
+    const mean = rowMean(xr, rowBytes, inv);
+    const vm = f32x4.splat(mean);
+    const vr = f32x4.splat(rowRstd(xr, rowBytes, mean, inv, eps));
+    // dxhat = dy * g; m1 = mean(dxhat); m2 = mean(dxhat * xhat); dg += dy * xhat; db += dy
+    let v1 = f32x4.splat(0);
+    let v2 = f32x4.splat(0);
+    for (let c: usize = 0; c < rowBytes; c += 16) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + c), vm), vr);
+      const d = v128.load(dyr + c);
+      const dxh = f32x4.mul(d, v128.load(g + c));
+      v1 = f32x4.add(v1, dxh);
+      v2 = f32x4.add(v2, f32x4.mul(dxh, xh));
+      v128.store(dg + c, f32x4.add(v128.load(dg + c), f32x4.mul(d, xh)));
+      v128.store(db + c, f32x4.add(v128.load(db + c), d));
+    }
+    const m1 = f32x4.splat(hsum(v1) * inv);
+    const m2 = f32x4.splat(hsum(v2) * inv);
+    // dx = rstd * (dxhat - m1 - xhat * m2)
+    for (let c: usize = 0; c < rowBytes; c += 16) {
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + c), vm), vr);
+      const dxh = f32x4.mul(v128.load(dyr + c), v128.load(g + c));
+      v128.store(dxr + c, f32x4.mul(vr, f32x4.sub(f32x4.sub(dxh, m1), f32x4.mul(xh, m2))));
     }
   }
 }
