@@ -365,10 +365,11 @@ export interface AttentionShape {
  * k and v [batch * keys, width] (heads side by side in the width) -> [batch * queries, width].
  * `bias` [queries, batch or 1, 1, keys] is added to the scores (masking; no gradient).
  *
- * On wasm the two products run as depthwise convolutions in layouts chosen so that the scores
- * come out as [queries, batch*heads, keys] (softmax over the last axis) and most of the backward
- * pass reads them in place: one large transpose each way instead of six (wasm's Transpose is
- * slow, ~10 ns per element). Elsewhere it is the usual batched product over [batch*heads, ...].
+ * On wasm it runs the fused kernel of wasm-kernels.ts (usesFusedAttention says when), else two
+ * depthwise convolutions in layouts chosen so that the scores come out as [queries, batch*heads,
+ * keys] (softmax over the last axis) and most of the backward pass reads them in place: one large
+ * transpose each way instead of six (wasm's Transpose is slow, ~10 ns per element). Elsewhere it
+ * is the usual batched product over [batch*heads, ...].
  */
 export function attention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, shape: AttentionShape, bias: tf.Tensor | null): tf.Tensor2D {
   if (tf.getBackend() === 'wasm') return usesFusedAttention(shape, q.shape[1]) ? attentionFused(q, k, v, shape, bias) : attentionByConv(q, k, v, shape, bias);
