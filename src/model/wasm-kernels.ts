@@ -1,8 +1,7 @@
 /**
  * The wasm backend's own kernels (src/model/wasm/kernels.as.ts, compiled to kernels.wasm with
  * 128-bit SIMD): fused attention, a 2-D transpose and layer normalisation. One WebAssembly
- * instance per thread, its
- * memory laid out per call.
+ * instance per thread, its memory laid out per call.
  *
  * Why its own module and not a tfjs kernel: tfjs-wasm's heap is private to its backend, so the
  * inputs are copied in and the results out (a few MB per layer, about a millisecond) around a
@@ -44,7 +43,7 @@ export const KERNELS_WASM = fileURLToPath(new URL('./wasm/kernels.wasm', import.
 let instance: Exports | null = null;
 
 function kernel(): Exports {
-  // synchronous compile: Node allows it at any size, and the module is ~3 KB
+  // synchronous compile: Node allows it at any size, and the module is ~6 KB
   instance ??= new WebAssembly.Instance(new WebAssembly.Module(readFileSync(KERNELS_WASM))).exports as unknown as Exports;
   return instance;
 }
@@ -56,11 +55,13 @@ export function kernelSupports(headDim: number): boolean {
 
 /** Hands out 16-byte aligned float arrays from the heap base, growing the memory to fit. */
 function layout(k: Exports, floats: readonly number[]): number[] {
-  let at = (k.heapBase() + 15) & ~15;
+  // arithmetic, not bit masks: offsets past 2 GB stay right
+  const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
+  let at = align(k.heapBase());
   const ptrs: number[] = [];
   for (const n of floats) {
     ptrs.push(at);
-    at += ((n * 4 + 15) & ~15);
+    at += align(n * 4);
   }
   const need = at - k.memory.buffer.byteLength;
   if (need > 0) k.memory.grow(Math.ceil(need / 65536));
