@@ -71,6 +71,7 @@ const cases: Array<[string, KernelShape, number]> = [
   ['head width 16, one bias row', { batch: 2, heads: 2, queries: 7, keys: 7, headDim: 16 }, 1],
   ['head width 16, a bias row per sequence, 2 cached keys', { batch: 2, heads: 3, queries: 5, keys: 7, headDim: 16 }, 2],
   ['head width 8, a bias row per sequence', { batch: 2, heads: 2, queries: 6, keys: 9, headDim: 8 }, 2],
+  ['two queries on 5 cached keys (the decoding path, no key transpose)', { batch: 2, heads: 2, queries: 2, keys: 7, headDim: 16 }, 2],
 ];
 
 for (const [name, s, biasRows] of cases) {

@@ -311,7 +311,9 @@ export function backward(
         const brow = bias + (<usize>(br * tk) << 2);
         const limit = load<i32>(limits + (<usize>br << 2));
         const row = <usize>((bb * tq + i) * d + hh * hd) << 2;
-        rowScores(q + row, kt, hd, keys4, limit, scale, brow, pr);
+        // the scores as forward summed them, so that the kept max and sum fit them exactly
+        if (tq < 4) rowScoresDirect(q + row, k + head, d, hd, limit, scale, brow, pr);
+        else rowScores(q + row, kt, hd, keys4, limit, scale, brow, pr);
         softmaxAgain(pr, limit, stats + (<usize>(((bb * h + hh) * tq + i) * 2) << 2));
         // dP_j = dO_i . V_j
         rowScores(dout + row, vt, hd, keys4, limit, 1, 0, ds);
