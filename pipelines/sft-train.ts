@@ -23,7 +23,7 @@ import { BadInputError, InvalidOptionError } from '../src/errors.ts';
 import type { Sink } from '../src/stream/stage.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { buildTokenizer, tokenizerConfigFor } from '../src/model/build-tokenizer.ts';
-import { IMAGE_TAG, VICUNA_SYSTEM_PROMPT } from '../src/model/chat-template.ts';
+import { IMAGE_TAG, systemPromptOf, VICUNA_SYSTEM_PROMPT } from '../src/model/chat-template.ts';
 import { checkpointFolder, loadCheckpoint, loadModel } from '../src/model/checkpoint.ts';
 import { DEFAULT_MODEL_CONFIG, imageTokenCount, resolveModelConfig, type PositionEncoding } from '../src/model/config.ts';
 import { createImageLoader } from '../src/model/image-input.ts';
@@ -75,8 +75,11 @@ async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
-/** Word counts of the text the template will tokenise (counted, not kept: memory is the vocabulary). */
-function corpusSink(): Sink<Conversation, Map<string, number>> {
+/**
+ * Word counts of the text the template will tokenise (counted, not kept: memory is the vocabulary).
+ * Vicuna's system prompt counts whatever the run's is, so the vocabulary does not change with it.
+ */
+function corpusSink(systemPrompt: string): Sink<Conversation, Map<string, number>> {
   return {
     name: 'corpus',
     async write(input) {
@@ -86,6 +89,7 @@ function corpusSink(): Sink<Conversation, Map<string, number>> {
       };
       for await (const c of input) {
         add(VICUNA_SYSTEM_PROMPT);
+        if (systemPrompt !== VICUNA_SYSTEM_PROMPT && systemPrompt !== '') add(systemPrompt);
         for (const t of c.conversations) {
           if (t.from === 'human') add('USER: ASSISTANT:');
           add(t.value.replace(IMAGE_TAG, '').trim());
@@ -132,6 +136,7 @@ export default definePipeline({
     positions: { type: 'enum', default: 'rotary', values: ['rotary', 'learned'], description: 'language-model positions: rotary (RoPE, as LLaMA/Vicuna; a question is read wherever it sits in a conversation) or learned (a table added to the embeddings)' },
     rotary_fraction: { type: 'number', default: 1, min: 0.01, max: 1, description: 'share of each head\'s rotary channel pairs that rotate; the rest match by content at any distance (GPT-NeoX rotary_pct)' },
     tie_embeddings: { type: 'boolean', default: false, description: 'language model head shares the token embedding table (GPT-2 style), so a word is read and written through the same vectors' },
+    system_prompt: { type: 'string', default: 'vicuna', description: 'system prompt every conversation opens with: vicuna (Vicuna v1\'s, as LLaVA-RLHF), empty for none (a model trained from scratch learns nothing from it; sequences ~20% shorter), or the text; saved in tokenizer_config.json, so evaluation, reward models and PPO prompt the same way. A started or resumed policy keeps its own' },
     max_length: { type: 'number', default: 256, min: 16, integer: true, description: 'context length; longer conversations keep their leading rounds that fit' },
     vocab_size: { type: 'number', default: 1024, min: 128, integer: true, description: 'largest tokenizer vocabulary (BPE trained on the data)' },
     checkpoint_every: { type: 'number', default: 200, min: 0, integer: true, description: 'checkpoint every N steps (0: only at the end)' },
@@ -157,6 +162,8 @@ export default definePipeline({
     if (!(p.lr > 0)) throw new InvalidOptionError('params.lr', 'must be positive');
     if (p.vision_lr === 0) throw new InvalidOptionError('params.vision_lr', 'must be positive, or -1 for lr');
     const visionLr = p.vision_lr < 0 ? p.lr : p.vision_lr;
+    const systemPrompt = p.system_prompt === 'vicuna' ? VICUNA_SYSTEM_PROMPT : p.system_prompt.trim();
+    if (systemPrompt.includes(IMAGE_TAG)) throw new InvalidOptionError('params.system_prompt', `must not hold ${IMAGE_TAG}`);
     const backend = await selectBackend(ctx.backend as BackendChoice, { log: ctx.log });
 
     // ---- data ---------------------------------------------------------------------------------
@@ -204,8 +211,11 @@ export default definePipeline({
       tokenizer = init.tokenizer;
       ctx.log(`sft-train: starting from the policy in ${init.dir} (its weights, config and tokenizer; the model-size params do not apply)`);
     } else {
-      const corpus = await ctx.flow({ source: shards(), sink: corpusSink() }, { name: 'corpus' });
-      tokenizer = tokenizerFromJson(buildTokenizer(words(corpus.result), { vocabSize: p.vocab_size }), tokenizerConfigFor());
+      const corpus = await ctx.flow({ source: shards(), sink: corpusSink(systemPrompt) }, { name: 'corpus' });
+      tokenizer = tokenizerFromJson(buildTokenizer(words(corpus.result), { vocabSize: p.vocab_size }), { ...tokenizerConfigFor(), system_prompt: systemPrompt });
+    }
+    if ((resuming || init) && p.system_prompt !== 'vicuna' && systemPromptOf(tokenizer) !== systemPrompt) {
+      ctx.log(`sft-train: system_prompt does not apply to a ${resuming ? 'resumed' : 'started'} policy; its tokenizer's is kept (${JSON.stringify(systemPromptOf(tokenizer).slice(0, 40))})`);
     }
     await writeFile(path.join(ctx.out, 'tokenizer.json'), JSON.stringify(tokenizer.json));
     await writeFile(path.join(ctx.out, 'tokenizer_config.json'), JSON.stringify(tokenizer.config, null, 2) + '\n');

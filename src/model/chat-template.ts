@@ -31,7 +31,18 @@ export interface EncodedConversation {
 export interface TemplateOptions {
   /** Visual tokens per image (the model's imageTokenCount); 0 drops the <image> tag. */
   imageTokens: number;
+  /** Overrides the tokenizer's system prompt (see systemPromptOf). */
   systemPrompt?: string;
+}
+
+/** The system prompt a tokenizer's conversations open with: its own (tokenizer_config.json), else Vicuna v1's. */
+export function systemPromptOf(tok: Pick<TextTokenizer, 'systemPrompt'>): string {
+  return tok.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
+}
+
+/** "{system} USER:", or "USER:" when there is no system prompt. */
+function firstPrefix(system: string): string {
+  return system.trim() === '' ? 'USER:' : `${system} USER:`;
 }
 
 interface Builder {
@@ -52,7 +63,7 @@ function pushHuman(b: Builder, tok: TextTokenizer, text: string, first: boolean,
   const parts = text.split(IMAGE_TAG);
   if (parts.length > 2) throw new BadRecordError(`turn ${index} holds ${parts.length - 1} ${IMAGE_TAG} tags; at most one image per conversation`, { fix: 'keep a single <image> in the first human turn' });
   if (parts.length === 2 && !first) throw new BadRecordError(`${IMAGE_TAG} in turn ${index}; only the first human turn may hold it`, { fix: 'move <image> to the first human turn' });
-  const prefix = first ? `${options.systemPrompt ?? VICUNA_SYSTEM_PROMPT} USER:` : 'USER:';
+  const prefix = first ? firstPrefix(options.systemPrompt ?? systemPromptOf(tok)) : 'USER:';
   if (parts.length === 1 || options.imageTokens === 0) {
     const body = parts.map((p) => p.trim()).filter((p) => p.length > 0).join(' ');
     push(b, tok.encode(`${prefix} ${body} ASSISTANT:`), 0);

@@ -30,7 +30,7 @@
  */
 import { BadRecordError, InvalidOptionError } from '../errors.ts';
 import { hash32, Rng } from '../stream/random.ts';
-import { encodePrompt, IMAGE_TAG, VICUNA_SYSTEM_PROMPT, type Turn } from './chat-template.ts';
+import { encodePrompt, IMAGE_TAG, systemPromptOf, VICUNA_SYSTEM_PROMPT, type Turn } from './chat-template.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 
 export const REWARD_REQUEST = 'Please evaluate the quality of your last response. A good response is accurate, helpful, natural and concise.';
@@ -74,6 +74,7 @@ export interface RewardPromptOptions {
   maxFacts?: number;
   /** Where the captions go; default 'end' (LLaVA-RLHF's order). */
   factsAt?: FactsPlacement;
+  /** Default: the tokenizer's (chat-template's systemPromptOf); in rewardPromptText, which has none, Vicuna v1's. */
   systemPrompt?: string;
 }
 
@@ -133,7 +134,9 @@ export function evaluationText(captions: readonly string[], factsAt: FactsPlacem
 
 /** The system prompt, followed by the captions when they come first. */
 function systemWithFacts(system: string, captions: readonly string[], factsAt: FactsPlacement): string {
-  return factsAt === 'start' && captions.length > 0 ? `${system} ${FACTS_FIRST_HEADER}\n${captions.join('\n')}` : system;
+  if (factsAt !== 'start' || captions.length === 0) return system;
+  const facts = `${FACTS_FIRST_HEADER}\n${captions.join('\n')}`;
+  return system.trim() === '' ? facts : `${system} ${facts}`;
 }
 
 /**
@@ -148,7 +151,7 @@ export function rewardPromptText(input: RewardPromptInput, options: Omit<RewardP
   const system = systemWithFacts(options.systemPrompt ?? VICUNA_SYSTEM_PROMPT, captions, factsAt);
   let text = '';
   input.turns.forEach((t, i) => {
-    if (t.from === 'human') text += `${i === 0 ? `${system} ` : ''}USER: ${t.value.trim()} ASSISTANT:`;
+    if (t.from === 'human') text += `${i === 0 && system.trim() !== '' ? `${system} ` : ''}USER: ${t.value.trim()} ASSISTANT:`;
     else text += ` ${t.value.trim()}</s>`;
   });
   const eos = input.endedWithEos === false ? '' : '</s>';
@@ -181,7 +184,7 @@ export function encodeRewardPrompt(tok: TextTokenizer, input: RewardPromptInput,
   const given = options.facts ? orderFacts(input.id, input.facts, options.seed) : [];
   const captions = options.maxFacts === undefined ? given : given.slice(0, options.maxFacts);
   const factsAt = options.factsAt ?? 'end';
-  const system = options.systemPrompt ?? VICUNA_SYSTEM_PROMPT;
+  const system = options.systemPrompt ?? systemPromptOf(tok);
   const max = options.maxLength ?? Number.POSITIVE_INFINITY;
   const response = tok.encode(input.response.trim());
   if (input.endedWithEos !== false) response.push(tok.eosId);

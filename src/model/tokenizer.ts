@@ -26,6 +26,12 @@ export interface TextTokenizer {
   decode(ids: readonly number[], options?: { skipSpecial?: boolean }): string;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
+  /**
+   * The chat template's system prompt, when tokenizer_config.json names one (`system_prompt`, as
+   * sft-train writes it; '' for none). Absent: the template's default (Vicuna v1's). It travels with
+   * the tokenizer so every stage after SFT (evaluation, reward models, PPO) prompts as SFT trained.
+   */
+  readonly systemPrompt?: string;
   /** The tokenizer.json object (and tokenizer_config.json) it was loaded from, for checkpoints. */
   readonly json: TokenizerJson;
   readonly config: Record<string, unknown>;
@@ -67,6 +73,10 @@ export function tokenizerFromJson(json: TokenizerJson, config: Record<string, un
   }
   const padId = find('pad_token', '<pad>') ?? unkId ?? eosId;
   const imageId = find('image_token', '<image>') ?? padId;
+  const systemPrompt = config.system_prompt;
+  if (systemPrompt !== undefined && (typeof systemPrompt !== 'string' || systemPrompt.includes('<image>'))) {
+    throw new BadInputError(`tokenizer_config.json: system_prompt must be a string without "<image>", got ${JSON.stringify(systemPrompt).slice(0, 80)}`, { file: source, fix: 'give system_prompt as text ("" for none), or remove it for Vicuna v1\'s' });
+  }
   const specials = new Set<number>();
   for (const [id, t] of tok.get_added_tokens_decoder()) if (t.special) specials.add(id);
   for (const id of [bosId, eosId, padId, imageId]) specials.add(id);
@@ -83,6 +93,7 @@ export function tokenizerFromJson(json: TokenizerJson, config: Record<string, un
       const keep = options.skipSpecial === false ? [...ids] : ids.filter((id) => !specials.has(id));
       return keep.length === 0 ? '' : tok.decode(keep, { skip_special_tokens: false });
     },
+    ...(systemPrompt === undefined ? {} : { systemPrompt }),
     tokenToId: (t) => tok.token_to_id(t),
     idToToken: (id) => tok.id_to_token(id),
     json,

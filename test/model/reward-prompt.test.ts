@@ -195,3 +195,19 @@ test('factMatch: 1 on each response token that occurs in the kept captions; none
   const oneWords = one.ids.slice(one.response[0], one.response[1]).map((id) => tok.decode([id]).trim()).filter((_, i) => one.factMatch[i] === 1);
   t.true(oneWords.includes('green') && !oneWords.includes('red'), `matched: ${oneWords}`);
 });
+
+test('the reward prompt opens with the tokenizer\'s system prompt: none leaves the captions first, or "USER:" first without them', (t) => {
+  const none = tokenizerFromJson(tok.json, { ...tok.config, system_prompt: '' });
+  const order = orderFacts(record.id, CAPTIONS, 1);
+  const atStart = encodeRewardPrompt(none, record, { facts: true, seed: 1, imageTokens: 4, factsAt: 'start' });
+  const prompt = encodePrompt(none, turns, { imageTokens: 4, systemPrompt: `${FACTS_FIRST_HEADER}\n${order.join('\n')}` });
+  t.deepEqual(atStart.ids.slice(0, prompt.ids.length), prompt.ids);
+  t.deepEqual(atStart.ids.slice(1, 1 + tok.encode(FACTS_FIRST_HEADER).length), tok.encode(FACTS_FIRST_HEADER));
+  const vanilla = encodeRewardPrompt(none, record, { facts: false, seed: 1, imageTokens: 4 });
+  t.deepEqual(vanilla.ids.slice(0, 1 + tok.encode('USER:').length), [tok.bosId, ...tok.encode('USER:')]);
+  // the same prompts under Vicuna's are longer by exactly its tokens
+  const vicuna = encodeRewardPrompt(tok, record, { facts: false, seed: 1, imageTokens: 4 });
+  t.is(vicuna.ids.length - vanilla.ids.length, tok.encode(`${VICUNA_SYSTEM_PROMPT} USER:`).length - tok.encode('USER:').length);
+  t.is(rewardPromptText(record, { facts: true, seed: 1, factsAt: 'start', systemPrompt: '' }).split(' USER:')[0], `${FACTS_FIRST_HEADER}\n${order.join('\n')}`);
+  t.true(rewardPromptText(record, { facts: false, seed: 1, systemPrompt: '' }).startsWith('USER: <image>'));
+});

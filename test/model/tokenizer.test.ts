@@ -121,3 +121,34 @@ test('chat template: bad conversations give FF_ERR_BAD_RECORD with the turn', (t
   const e3 = t.throws(() => encodePrompt(tok, [{ from: 'human', value: 'a' }, { from: 'gpt', value: 'b' }], { imageTokens: 2 }));
   t.regex(e3!.message, /ends with a "gpt" turn/);
 });
+
+test('system prompt: tokenizer_config.json\'s system_prompt opens every conversation, survives a save and load, and options override it', async (t) => {
+  const turns: Turn[] = [{ from: 'human', value: '<image>\nIs there a red circle?' }, { from: 'gpt', value: 'Yes' }];
+  const E = (s: string) => tok.encode(s);
+  t.is(tok.systemPrompt, undefined);
+  const none = tokenizerFromJson(json, { ...tokenizerConfigFor(), system_prompt: '' });
+  t.is(none.systemPrompt, '');
+  // none: "<s> USER: <image x2> Is there ... ASSISTANT: Yes</s>", 29 tokens fewer than Vicuna's
+  const plain = encodeConversation(none, turns, { imageTokens: 2 });
+  t.deepEqual(plain.ids, [tok.bosId, ...E('USER:'), 4, 4, ...E('Is there a red circle? ASSISTANT:'), ...E('Yes'), tok.eosId]);
+  t.deepEqual(plain.imagePositions, [1 + E('USER:').length, 2 + E('USER:').length]);
+  const vicuna = encodeConversation(tok, turns, { imageTokens: 2 });
+  t.is(vicuna.ids.length - plain.ids.length, E(`${VICUNA_SYSTEM_PROMPT} USER:`).length - E('USER:').length);
+  t.deepEqual(plain.lossMask.slice(-E('Yes').length - 1), vicuna.lossMask.slice(-E('Yes').length - 1));
+  const own = tokenizerFromJson(json, { ...tokenizerConfigFor(), system_prompt: 'Answer the question.' });
+  t.deepEqual(encodePrompt(own, turns.slice(0, 1), { imageTokens: 0 }).ids, [tok.bosId, ...E('Answer the question. USER: Is there a red circle? ASSISTANT:')]);
+  // an explicit option wins over the tokenizer's, either way
+  t.deepEqual(encodePrompt(none, turns.slice(0, 1), { imageTokens: 0, systemPrompt: VICUNA_SYSTEM_PROMPT }).ids, encodePrompt(tok, turns.slice(0, 1), { imageTokens: 0 }).ids);
+  t.deepEqual(encodePrompt(tok, turns.slice(0, 1), { imageTokens: 0, systemPrompt: '' }).ids, encodePrompt(none, turns.slice(0, 1), { imageTokens: 0 }).ids);
+  // written and read back as a checkpoint's tokenizer files are
+  const dir = await tempDir(t, 'ff-tok-sys-');
+  await writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+  await writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify(none.config));
+  t.is((await loadTokenizer(dir)).systemPrompt, '');
+  // a bad value names the file and the fix
+  await writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfigFor(), system_prompt: 7 }));
+  const err = await t.throwsAsync(loadTokenizer(dir));
+  t.regex(err!.message, /system_prompt must be a string/);
+  t.regex(err!.message, /tokenizer_config\.json|tokenizer\.json/);
+  t.throws(() => tokenizerFromJson(json, { system_prompt: 'look: <image>' }), { message: /without "<image>"/ });
+});

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import sftTrain from '../../pipelines/sft-train.ts';
 import { runPipeline } from '../../src/pipeline/run-pipeline.ts';
 import { readSafetensors } from '../../src/model/safetensors.ts';
+import { loadTokenizer } from '../../src/model/tokenizer.ts';
+import { VICUNA_SYSTEM_PROMPT } from '../../src/model/chat-template.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -125,6 +127,27 @@ test.serial('vision_lr sets the vision pretraining learning rate apart from the 
   t.is(Math.max(...rows.map((r) => r.lr)), 0.0125);
   const sft = (await readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { lr: number });
   t.true(sft.every((r) => r.lr <= 2e-3), 'SFT keeps lr');
+});
+
+test.serial('system_prompt: saved with the tokenizer, so the checkpoint prompts as it trained; a started policy keeps its own; <image> refused', async (t) => {
+  const err = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad-sys'), params: { ...TINY, system_prompt: 'see <image>' }, cwd: ROOT }));
+  t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.true(err!.message.includes('system_prompt'));
+  const out = path.join(tmp, 'nosys');
+  const params = { ...TINY, world: path.join(tmp, 'world'), mix: path.join(tmp, 'mix'), system_prompt: '', steps: 1, eval_images: 1 };
+  await runPipeline(sftTrain, { out, params, backend: 'wasm', cwd: ROOT });
+  for (const dir of [out, path.join(out, 'checkpoint')]) {
+    t.is((await loadTokenizer(dir)).systemPrompt, '', dir);
+  }
+  // the default writes Vicuna's, so a checkpoint says which it trained with
+  const vicuna = path.join(tmp, 'vicuna');
+  await runPipeline(sftTrain, { out: vicuna, params: { ...params, system_prompt: 'vicuna' }, backend: 'wasm', cwd: ROOT });
+  t.is((await loadTokenizer(path.join(vicuna, 'checkpoint'))).systemPrompt, VICUNA_SYSTEM_PROMPT);
+  const logs: string[] = [];
+  const second = path.join(tmp, 'nosys-init');
+  await runPipeline(sftTrain, { out: second, params: { ...params, init: out, system_prompt: 'Be brief.' }, backend: 'wasm', cwd: ROOT, log: (m) => logs.push(m) });
+  t.is((await loadTokenizer(path.join(second, 'checkpoint'))).systemPrompt, '');
+  t.true(logs.some((l) => l.includes('system_prompt does not apply to a started policy')), logs.join('\n'));
 });
 
 test.serial('vision_world: vision pretraining learns from a world of its own, made with its own seed; the SFT world\'s held-out images score it', async (t) => {
