@@ -124,6 +124,7 @@ export default definePipeline({
     warmup: { type: 'number', default: 30, min: 0, integer: true, description: 'linear warmup steps' },
     loss_weighting: { type: 'enum', default: 'token', values: ['token', 'turn'], description: 'how answers share the loss: token (each answer token the same, as LLaVA) or turn (each assistant turn the same, so one-word answers count as much as descriptions)' },
     weight_decay: { type: 'number', default: 0.01, min: 0, description: 'AdamW decoupled weight decay (matrices only)' },
+    adam_beta2: { type: 'number', default: 0.999, min: 0, max: 0.99999, description: 'AdamW second-moment decay (LLaMA pretraining uses 0.95)' },
     clip_norm: { type: 'number', default: 1, min: 0, description: 'global gradient-norm clip (0: off)' },
     image_size: { type: 'number', default: DEFAULT_MODEL_CONFIG.vision.imageSize, min: 8, integer: true, description: 'model image side in pixels (images are padded square, resized)' },
     patch_size: { type: 'number', default: DEFAULT_MODEL_CONFIG.vision.patchSize, min: 1, integer: true, description: 'vision patch side (image_size / patch_size squared visual tokens)' },
@@ -285,7 +286,7 @@ export default definePipeline({
         sink: sftTrainer({
           model, tokenizer, out: ctx.out, steps, lr: p.lr, warmup: Math.min(p.warmup, steps),
           minLr: p.min_lr < 0 ? p.lr / 10 : Math.min(p.min_lr, p.lr),
-          optimizer: { weightDecay: p.weight_decay }, clipNorm: p.clip_norm,
+          optimizer: { weightDecay: p.weight_decay, beta2: p.adam_beta2 }, clipNorm: p.clip_norm,
           checkpointEvery: p.checkpoint_every, evalEvery: p.eval_every, logEvery: p.log_every,
           heldout, examplesPerEpoch: rows, resume: p.resume, progress: ctx.progress, frozen, lossWeighting: p.loss_weighting as LossWeighting,
           threads: backend.name === 'wasm' || backend.name === 'cpu' ? p.threads : 1,

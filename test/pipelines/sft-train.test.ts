@@ -112,6 +112,9 @@ test('bad params fail before any work', async (t) => {
   const err = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad'), params: { ...TINY, image_size: 20, patch_size: 8 }, cwd: ROOT }));
   t.is((err as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
   t.true(err!.message.includes('image_size'));
+  const beta = await t.throwsAsync(runPipeline(sftTrain, { out: path.join(tmp, 'bad-beta'), params: { ...TINY, adam_beta2: 1 }, cwd: ROOT }));
+  t.is((beta as { code?: string }).code, 'FF_ERR_INVALID_OPTION');
+  t.true(beta!.message.includes('adam_beta2'));
 });
 
 test.serial('vision_lr sets the vision pretraining learning rate apart from the SFT one; 0 is refused', async (t) => {
