@@ -128,7 +128,7 @@ test('system prompt: tokenizer_config.json\'s system_prompt opens every conversa
   t.is(tok.systemPrompt, undefined);
   const none = tokenizerFromJson(json, { ...tokenizerConfigFor(), system_prompt: '' });
   t.is(none.systemPrompt, '');
-  // none: "<s> USER: <image x2> Is there ... ASSISTANT: Yes</s>", 29 tokens fewer than Vicuna's
+  // none: "<s> USER: <image x2> Is there ... ASSISTANT: Yes</s>", shorter by exactly the system prompt's tokens
   const plain = encodeConversation(none, turns, { imageTokens: 2 });
   t.deepEqual(plain.ids, [tok.bosId, ...E('USER:'), 4, 4, ...E('Is there a red circle? ASSISTANT:'), ...E('Yes'), tok.eosId]);
   t.deepEqual(plain.imagePositions, [1 + E('USER:').length, 2 + E('USER:').length]);
